@@ -1,0 +1,95 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Candidate(_message.Message):
+    __slots__ = ("id", "model_name", "provider", "cost_per_million_tokens")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    COST_PER_MILLION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    model_name: str
+    provider: str
+    cost_per_million_tokens: float
+    def __init__(self, id: _Optional[str] = ..., model_name: _Optional[str] = ..., provider: _Optional[str] = ..., cost_per_million_tokens: _Optional[float] = ...) -> None: ...
+
+class RouteRequest(_message.Message):
+    __slots__ = ("prompt", "embedding", "candidates", "requested_model", "user_id_hash", "team_id_hash", "request_id", "cost_weight")
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_MODEL_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_HASH_FIELD_NUMBER: _ClassVar[int]
+    TEAM_ID_HASH_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    COST_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    prompt: str
+    embedding: Embedding
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    requested_model: str
+    user_id_hash: str
+    team_id_hash: str
+    request_id: str
+    cost_weight: float
+    def __init__(self, prompt: _Optional[str] = ..., embedding: _Optional[_Union[Embedding, _Mapping]] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., requested_model: _Optional[str] = ..., user_id_hash: _Optional[str] = ..., team_id_hash: _Optional[str] = ..., request_id: _Optional[str] = ..., cost_weight: _Optional[float] = ...) -> None: ...
+
+class Embedding(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class RankedCandidate(_message.Message):
+    __slots__ = ("id", "model_name", "score", "predicted_quality", "cost_per_million_tokens", "known_to_router")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_QUALITY_FIELD_NUMBER: _ClassVar[int]
+    COST_PER_MILLION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_TO_ROUTER_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    model_name: str
+    score: float
+    predicted_quality: float
+    cost_per_million_tokens: float
+    known_to_router: bool
+    def __init__(self, id: _Optional[str] = ..., model_name: _Optional[str] = ..., score: _Optional[float] = ..., predicted_quality: _Optional[float] = ..., cost_per_million_tokens: _Optional[float] = ..., known_to_router: _Optional[bool] = ...) -> None: ...
+
+class Timings(_message.Message):
+    __slots__ = ("total_ms", "embedding_ms", "strategy_ms")
+    TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MS_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_MS_FIELD_NUMBER: _ClassVar[int]
+    total_ms: float
+    embedding_ms: float
+    strategy_ms: float
+    def __init__(self, total_ms: _Optional[float] = ..., embedding_ms: _Optional[float] = ..., strategy_ms: _Optional[float] = ...) -> None: ...
+
+class RouteResponse(_message.Message):
+    __slots__ = ("ranked", "decision_id", "strategy_name", "strategy_version", "bundle_version", "arm", "timings", "selection_reason", "prompt_tokens", "prompt_truncated")
+    RANKED_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ARM_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    SELECTION_REASON_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    ranked: _containers.RepeatedCompositeFieldContainer[RankedCandidate]
+    decision_id: str
+    strategy_name: str
+    strategy_version: str
+    bundle_version: str
+    arm: str
+    timings: Timings
+    selection_reason: str
+    prompt_tokens: int
+    prompt_truncated: bool
+    def __init__(self, ranked: _Optional[_Iterable[_Union[RankedCandidate, _Mapping]]] = ..., decision_id: _Optional[str] = ..., strategy_name: _Optional[str] = ..., strategy_version: _Optional[str] = ..., bundle_version: _Optional[str] = ..., arm: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., selection_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., prompt_truncated: _Optional[bool] = ...) -> None: ...
