@@ -7,11 +7,9 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from decision_service.probe import wait_serving
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -20,24 +18,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_serving(address: str, timeout_s: float = 60.0, process: subprocess.Popen | None = None) -> None:
-    """Block until grpc.health.v1 reports SERVING at ``address``."""
-    deadline = time.monotonic() + timeout_s
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if process is not None and process.poll() is not None:
-                raise RuntimeError(f"server exited with {process.returncode} before serving")
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.1)
-    raise TimeoutError(f"{address} did not become SERVING within {timeout_s}s")
 
 
 class DecisionServiceProcess:
@@ -73,7 +53,7 @@ class DecisionServiceProcess:
             cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
         )
         try:
-            wait_serving(self.address, timeout_s, self.process)
+            wait_serving(self.address, timeout_s, alive=lambda: self.process.poll() is None)
         except Exception:
             self.stop()
             raise RuntimeError(f"decision service failed to start:\n{self.log()}") from None

@@ -9,7 +9,9 @@ from decision_service.policy import CandidateIn, ModelIndex, rank, selection_rea
 MODELS = [
     CandidateModel(model_name="gpt-4o", provider="openai", cost_per_million_tokens=10.0),
     CandidateModel(model_name="gpt-4o-mini", provider="openai", cost_per_million_tokens=0.6),
-    CandidateModel(model_name="claude-3-5-sonnet", provider="anthropic", cost_per_million_tokens=9.0),
+    CandidateModel(
+        model_name="claude-3-5-sonnet", provider="anthropic", cost_per_million_tokens=9.0
+    ),
 ]
 INDEX = ModelIndex(MODELS)
 QUALITY = np.array([0.90, 0.80, 0.95], dtype=np.float32)

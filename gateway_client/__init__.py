@@ -1,0 +1,78 @@
+"""RouteIQ gateway client: a LiteLLM routing strategy that asks the decision service which
+deployment should serve each request, behind a circuit breaker with a static fallback.
+
+Typical use::
+
+    from gateway_client import GatewayClientSettings, install
+
+    strategy = install(router, GatewayClientSettings(target="dns:///routeiq:50051"))
+
+``gateway_client.strategy`` imports LiteLLM; the other modules do not.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .breaker import BreakerState, CircuitBreaker
+from .client import DecisionClient, ErrorKind, RouteCaller, classify_error
+from .fallback import (
+    FallbackPolicy,
+    OrderedFallback,
+    WeightedShuffleFallback,
+    deployment_weight,
+    make_fallback_policy,
+)
+from .settings import GatewayClientSettings
+
+if TYPE_CHECKING:
+    from .strategy import (
+        METADATA_KEY,
+        Reason,
+        RouteIQRoutingStrategy,
+        RoutingDecision,
+        RoutingStats,
+        install,
+    )
+
+_STRATEGY_EXPORTS = frozenset(
+    {
+        "METADATA_KEY",
+        "Reason",
+        "RouteIQRoutingStrategy",
+        "RoutingDecision",
+        "RoutingStats",
+        "install",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    # The strategy needs LiteLLM, which is slow to import; load it on first use.
+    if name in _STRATEGY_EXPORTS:
+        from . import strategy
+
+        return getattr(strategy, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "METADATA_KEY",
+    "BreakerState",
+    "CircuitBreaker",
+    "DecisionClient",
+    "ErrorKind",
+    "FallbackPolicy",
+    "GatewayClientSettings",
+    "OrderedFallback",
+    "Reason",
+    "RouteCaller",
+    "RouteIQRoutingStrategy",
+    "RoutingDecision",
+    "RoutingStats",
+    "WeightedShuffleFallback",
+    "classify_error",
+    "deployment_weight",
+    "install",
+    "make_fallback_policy",
+]

@@ -1,0 +1,149 @@
+"""What the strategy reads from a ``litellm.Router``, across LiteLLM versions.
+
+LiteLLM 1.110 exposes the deployments through ``router.registry()`` and the cooldown store
+through ``router.health().cooldowns``; older routers (1.108) have ``get_model_list``,
+``get_model_info`` and a ``cooldown_cache`` attribute instead. Both cooldown stores answer
+``get_active_cooldowns(model_ids, parent_otel_span)`` and its async twin with
+``[(deployment_id, cooldown_value), ...]``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+Deployment = Mapping[str, Any]
+
+
+def deployment_id(deployment: Deployment) -> str | None:
+    """The deployment's ``model_info.id``, if it has one."""
+    info = deployment.get("model_info")
+    if not isinstance(info, Mapping):
+        return None
+    value = info.get("id")
+    return None if value is None else str(value)
+
+
+def is_blocked(deployment: Deployment) -> bool:
+    """Whether an admin paused the deployment (``model_info.blocked``)."""
+    info = deployment.get("model_info")
+    return isinstance(info, Mapping) and info.get("blocked") is True
+
+
+def usable_by_team(deployment: Deployment, team_id: str | None) -> bool:
+    """A team-scoped deployment (``model_info.team_id`` set) serves only that team; any other
+    deployment serves everyone (LiteLLM's ``deployment_usable_by_team``)."""
+    info = deployment.get("model_info")
+    owner = info.get("team_id") if isinstance(info, Mapping) else None
+    return owner is None or (team_id is not None and str(owner) == team_id)
+
+
+def _as_deployments(value: object) -> list[Deployment]:
+    if not isinstance(value, Iterable) or isinstance(value, str | bytes | Mapping):
+        return []
+    return [item for item in value if isinstance(item, Mapping)]
+
+
+class RouterView:
+    """Read-only access to a router's deployments and cooldowns."""
+
+    def __init__(self, router: Any) -> None:
+        self._router = router
+        self._has_registry = callable(getattr(router, "registry", None))
+        self._has_health = callable(getattr(router, "health", None))
+
+    @property
+    def router(self) -> Any:
+        return self._router
+
+    def group_deployments(self, model_group: str, team_id: str | None = None) -> list[Deployment]:
+        """The deployments serving ``model_group`` (its aliases and routing groups included) to
+        ``team_id``, in the router's order. Left out: deployments an admin paused, and
+        deployments scoped to another team (the registry lists a team's own deployments first,
+        but also lists team-scoped ones to a caller without a team)."""
+        if self._has_registry:
+            found = self._router.registry().deployments(model_group, team_id=team_id)
+        else:
+            found = self._router.get_model_list(model_name=model_group, team_id=team_id)
+        return [
+            d for d in _as_deployments(found) if not is_blocked(d) and usable_by_team(d, team_id)
+        ]
+
+    def all_deployments(self) -> list[Deployment]:
+        if self._has_registry:
+            return _as_deployments(self._router.registry().all())
+        return _as_deployments(getattr(self._router, "model_list", None))
+
+    def deployment_by_id(self, model_id: str) -> Deployment | None:
+        """The deployment whose ``model_info.id`` is ``model_id``."""
+        if self._has_registry:
+            found = self._router.registry().deployment_dict(model_id)
+        else:
+            found = self._router.get_model_info(id=model_id)
+        return found if isinstance(found, Mapping) else None
+
+    def deployment_by_litellm_model(self, litellm_model: str) -> Deployment | None:
+        """The first deployment whose ``litellm_params.model`` is ``litellm_model``
+        (what LiteLLM picks for ``specific_deployment=True``)."""
+        for deployment in self.all_deployments():
+            params = deployment.get("litellm_params")
+            if isinstance(params, Mapping) and params.get("model") == litellm_model:
+                return deployment
+        return None
+
+    # -- cooldowns --------------------------------------------------------------------------
+
+    def _cooldown_store(self) -> Any:
+        if self._has_health:
+            return self._router.health().cooldowns
+        return getattr(self._router, "cooldown_cache", None)
+
+    def cooldown_ids(self, model_ids: Sequence[str]) -> frozenset[str]:
+        """The ids among ``model_ids`` that are cooling down now. A store that cannot be read
+        counts as none cooling down."""
+        if not model_ids:
+            return frozenset()
+        try:
+            store = self._cooldown_store()
+            if store is None:
+                return frozenset()
+            active = store.get_active_cooldowns(model_ids=list(model_ids), parent_otel_span=None)
+        except Exception:
+            logger.warning(
+                "could not read deployment cooldowns; using every deployment", exc_info=True
+            )
+            return frozenset()
+        return _active_ids(active)
+
+    async def async_cooldown_ids(self, model_ids: Sequence[str]) -> frozenset[str]:
+        """``cooldown_ids`` without blocking the event loop (a Redis-backed store is read async)."""
+        if not model_ids:
+            return frozenset()
+        try:
+            store = self._cooldown_store()
+            if store is None:
+                return frozenset()
+            active = await store.async_get_active_cooldowns(
+                model_ids=list(model_ids), parent_otel_span=None
+            )
+        except Exception:
+            logger.warning(
+                "could not read deployment cooldowns; using every deployment", exc_info=True
+            )
+            return frozenset()
+        return _active_ids(active)
+
+
+def _active_ids(active: object) -> frozenset[str]:
+    if not isinstance(active, Iterable):
+        return frozenset()
+    ids: set[str] = set()
+    for entry in active:
+        if isinstance(entry, tuple) and entry:
+            ids.add(str(entry[0]))
+        elif isinstance(entry, str):
+            ids.add(entry)
+    return frozenset(ids)

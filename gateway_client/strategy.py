@@ -1,0 +1,518 @@
+"""``RouteIQRoutingStrategy``: a LiteLLM custom routing strategy backed by the decision service.
+
+For each pick it sends the prompt and the requested group's healthy deployments to
+``DecisionService.Route`` with a deadline and returns the top-ranked deployment, exactly as the
+router's registry holds it. When the service cannot be used (breaker open, deadline missed,
+error, unusable answer) it returns the static fallback policy's pick instead: a pick never fails
+because of the service. The only error it raises is LiteLLM's own ``BadRequestError`` for a model
+the router has no deployment for.
+
+Every pick is recorded as a :class:`RoutingDecision` in the request's metadata under
+``METADATA_KEY`` (LiteLLM passes the caller's metadata dict through) and as ``last_decision``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from litellm.types.router import CustomRoutingStrategyBase
+
+from decision_service.api.v1 import decision_pb2
+
+from .breaker import BreakerState, CircuitBreaker
+from .client import DecisionClient, ErrorKind, RouteCaller, classify_error, status_code_of
+from .fallback import FallbackPolicy, make_fallback_policy
+from .request import (
+    build_route_request,
+    candidate_for,
+    extract_prompt,
+    request_metadata,
+    team_id_of,
+)
+from .router_view import Deployment, RouterView, deployment_id
+from .settings import GatewayClientSettings
+
+logger = logging.getLogger(__name__)
+
+METADATA_KEY = "routeiq_decision"
+
+
+class Reason(enum.StrEnum):
+    """Why a deployment was picked."""
+
+    ROUTED = "routed"  # the service's top-ranked candidate
+    SINGLE_CANDIDATE = "single_candidate"  # one healthy deployment: nothing to decide
+    SPECIFIC_DEPLOYMENT = "specific_deployment"  # the caller named a deployment
+    GROUP_NOT_ROUTED = "group_not_routed"  # the group is not in settings.routing_groups
+    NO_HEALTHY_CANDIDATES = "no_healthy_candidates"  # all cooling down: fallback over the group
+    NO_PROMPT = "no_prompt"  # no text to route on
+    BREAKER_OPEN = "breaker_open"
+    RPC_FAILURE = "rpc_failure"  # deadline, unavailable, overloaded, ...
+    CALLER_ERROR = "caller_error"  # the service rejected the request (INVALID_ARGUMENT)
+    BAD_RESPONSE = "bad_response"  # the ranking named none of the candidates
+    INTERNAL_ERROR = "internal_error"  # a bug in this strategy; logged
+
+
+_BYPASS_REASONS = frozenset(
+    {Reason.SINGLE_CANDIDATE, Reason.SPECIFIC_DEPLOYMENT, Reason.GROUP_NOT_ROUTED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingDecision:
+    """One pick: which deployment, why, and what the service said."""
+
+    requested_model: str
+    deployment_id: str | None
+    reason: Reason
+    candidates: int = 0
+    decision_id: str = ""
+    score: float | None = None
+    latency_ms: float | None = None  # Route round trip seen by the gateway
+    service_ms: float | None = None  # the service's own total (RouteResponse.timings)
+    strategy_name: str = ""
+    selection_reason: str = ""
+    error: str = ""  # the gRPC status (or exception type) of a failed call
+
+    @property
+    def routed(self) -> bool:
+        return self.reason is Reason.ROUTED
+
+    @property
+    def fallback(self) -> bool:
+        """Whether the static fallback replaced a decision the service should have made."""
+        return self.reason is not Reason.ROUTED and self.reason not in _BYPASS_REASONS
+
+    def as_metadata(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["reason"] = self.reason.value
+        data["fallback"] = self.fallback
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingStats:
+    routed: int = 0
+    fallbacks: int = 0
+    bypassed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A pick decided without the service (``pick`` set), or the request to send."""
+
+    model: str
+    healthy: Sequence[Deployment] = ()
+    pick: Deployment | None = None
+    reason: Reason | None = None
+    request: decision_pb2.RouteRequest | None = None
+    by_id: Mapping[str, Deployment] = field(default_factory=dict)
+
+
+class _NoDeployments(LookupError):
+    pass
+
+
+def _no_deployments_error(model: str) -> Exception:
+    import litellm
+
+    return litellm.BadRequestError(
+        message=f"You passed in model={model}. There are no healthy deployments for this model",
+        model=model,
+        llm_provider="",
+    )
+
+
+class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
+    """Picks each request's deployment with the decision service, behind a circuit breaker."""
+
+    def __init__(
+        self,
+        router: Any,
+        settings: GatewayClientSettings | None = None,
+        client: RouteCaller | None = None,
+        *,
+        breaker: CircuitBreaker | None = None,
+        fallback: FallbackPolicy | None = None,
+    ) -> None:
+        self._router = router
+        self._view = RouterView(router)
+        self._settings = settings if settings is not None else GatewayClientSettings()
+        self._owned_client: DecisionClient | None = None
+        if client is None:
+            self._owned_client = DecisionClient.from_settings(self._settings)
+            client = self._owned_client
+        self._client: RouteCaller = client
+        self._breaker = breaker or CircuitBreaker(
+            self._settings.breaker_failure_threshold, self._settings.breaker_cooldown_s
+        )
+        self._fallback = fallback or make_fallback_policy(self._settings.fallback_policy)
+        self._lock = threading.Lock()
+        self._stats = RoutingStats()
+        self.last_decision: RoutingDecision | None = None
+
+    # -- accessors ---------------------------------------------------------------------------
+
+    @property
+    def router(self) -> Any:
+        return self._router
+
+    @property
+    def settings(self) -> GatewayClientSettings:
+        return self._settings
+
+    @property
+    def client(self) -> RouteCaller:
+        return self._client
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._breaker
+
+    @property
+    def fallback_policy(self) -> FallbackPolicy:
+        return self._fallback
+
+    @property
+    def stats(self) -> RoutingStats:
+        return self._stats
+
+    @property
+    def routed(self) -> int:
+        """Picks the service made."""
+        return self._stats.routed
+
+    @property
+    def fallbacks(self) -> int:
+        """Picks the static fallback made in place of the service."""
+        return self._stats.fallbacks
+
+    def close(self) -> None:
+        """Close the client's channel, if this strategy created the client."""
+        if self._owned_client is not None:
+            self._owned_client.close()
+
+    # -- LiteLLM entry points ----------------------------------------------------------------
+
+    def get_available_deployment(  # type: ignore[override]
+        self,
+        model: str,
+        messages: list[dict[str, str]] | None = None,
+        input: str | list[object] | None = None,
+        specific_deployment: bool | None = False,
+        request_kwargs: dict[str, object] | None = None,
+    ) -> Deployment:
+        try:
+            resolved = self._resolve(model, specific_deployment, request_kwargs)
+            if isinstance(resolved, _Plan):
+                return self._conclude(resolved, request_kwargs)
+            cooling = self._view.cooldown_ids(_ids(resolved))
+            plan = self._plan(model, resolved, cooling, messages, input, request_kwargs)
+            if plan.request is None:
+                return self._conclude(plan, request_kwargs)
+            return self._route_sync(plan, request_kwargs)
+        except _NoDeployments:
+            raise _no_deployments_error(model) from None
+        except Exception:
+            return self._emergency(model, request_kwargs)
+
+    async def async_get_available_deployment(  # type: ignore[override]
+        self,
+        model: str,
+        messages: list[dict[str, str]] | None = None,
+        input: str | list[object] | None = None,
+        specific_deployment: bool | None = False,
+        request_kwargs: dict[str, object] | None = None,
+    ) -> Deployment:
+        try:
+            resolved = self._resolve(model, specific_deployment, request_kwargs)
+            if isinstance(resolved, _Plan):
+                return self._conclude(resolved, request_kwargs)
+            cooling = await self._view.async_cooldown_ids(_ids(resolved))
+            plan = self._plan(model, resolved, cooling, messages, input, request_kwargs)
+            if plan.request is None:
+                return self._conclude(plan, request_kwargs)
+            return await self._route_async(plan, request_kwargs)
+        except _NoDeployments:
+            raise _no_deployments_error(model) from None
+        except Exception:
+            return self._emergency(model, request_kwargs)
+
+    # -- planning ----------------------------------------------------------------------------
+
+    def _resolve(
+        self,
+        model: str,
+        specific_deployment: bool | None,
+        request_kwargs: Mapping[str, Any] | None,
+    ) -> list[Deployment] | _Plan:
+        """The group's deployments, or a plan for a deployment the caller named."""
+        if specific_deployment is True:
+            named = self._view.deployment_by_litellm_model(model) or self._view.deployment_by_id(
+                model
+            )
+            if named is not None:
+                return _Plan(model, pick=named, reason=Reason.SPECIFIC_DEPLOYMENT)
+        group = self._view.group_deployments(model, team_id_of(request_kwargs))
+        if group:
+            return group
+        by_id = self._view.deployment_by_id(model)
+        if by_id is not None:
+            return _Plan(model, pick=by_id, reason=Reason.SPECIFIC_DEPLOYMENT)
+        raise _NoDeployments(model)
+
+    def _plan(
+        self,
+        model: str,
+        group: Sequence[Deployment],
+        cooling: frozenset[str],
+        messages: Sequence[Mapping[str, Any]] | None,
+        input: object,
+        request_kwargs: Mapping[str, Any] | None,
+    ) -> _Plan:
+        healthy = [d for d in group if deployment_id(d) not in cooling]
+        if not healthy:
+            # Every deployment is cooling down: still answer, from the whole group.
+            return _Plan(model, group, self._fallback.choose(group), Reason.NO_HEALTHY_CANDIDATES)
+        if len(healthy) == 1:
+            return _Plan(model, healthy, healthy[0], Reason.SINGLE_CANDIDATE)
+        if not self._settings.routes_group(model):
+            return _Plan(model, healthy, self._fallback.choose(healthy), Reason.GROUP_NOT_ROUTED)
+        by_id: dict[str, Deployment] = {}
+        candidates: list[decision_pb2.Candidate] = []
+        for deployment in healthy:
+            candidate = candidate_for(deployment)
+            if candidate is None or candidate.id in by_id:
+                continue
+            by_id[candidate.id] = deployment
+            candidates.append(candidate)
+        if len(candidates) < 2:
+            only = next(iter(by_id.values()), None) or self._fallback.choose(healthy)
+            return _Plan(model, healthy, only, Reason.SINGLE_CANDIDATE)
+        prompt = extract_prompt(messages, input)
+        if not prompt:
+            return _Plan(model, healthy, self._fallback.choose(healthy), Reason.NO_PROMPT)
+        request = build_route_request(
+            requested_model=model,
+            prompt=prompt,
+            candidates=candidates,
+            request_kwargs=request_kwargs,
+            cost_weight=self._settings.cost_weight,
+        )
+        return _Plan(model, healthy, request=request, by_id=by_id)
+
+    # -- calling the service -----------------------------------------------------------------
+
+    def _route_sync(self, plan: _Plan, request_kwargs: dict[str, object] | None) -> Deployment:
+        assert plan.request is not None
+        if not self._breaker.allow_request():
+            return self._fall_back(plan, Reason.BREAKER_OPEN, request_kwargs)
+        started = time.perf_counter()
+        try:
+            response = self._client.route(plan.request, self._settings.deadline_s)
+        except Exception as error:
+            return self._on_error(plan, error, started, request_kwargs)
+        except BaseException:
+            self._breaker.record_ignored()
+            raise
+        return self._on_response(plan, response, started, request_kwargs)
+
+    async def _route_async(
+        self, plan: _Plan, request_kwargs: dict[str, object] | None
+    ) -> Deployment:
+        assert plan.request is not None
+        if not self._breaker.allow_request():
+            return self._fall_back(plan, Reason.BREAKER_OPEN, request_kwargs)
+        started = time.perf_counter()
+        try:
+            response = await self._client.route_async(plan.request, self._settings.deadline_s)
+        except Exception as error:
+            return self._on_error(plan, error, started, request_kwargs)
+        except BaseException:  # cancelled: the outcome says nothing about the service
+            self._breaker.record_ignored()
+            raise
+        return self._on_response(plan, response, started, request_kwargs)
+
+    def _on_response(
+        self,
+        plan: _Plan,
+        response: decision_pb2.RouteResponse,
+        started: float,
+        request_kwargs: dict[str, object] | None,
+    ) -> Deployment:
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        top = next((r for r in response.ranked if r.id in plan.by_id), None)
+        if top is None:
+            self._record_failure()
+            logger.warning(
+                "decision service ranking for %r named none of its %d candidates",
+                plan.model,
+                len(plan.by_id),
+            )
+            return self._fall_back(plan, Reason.BAD_RESPONSE, request_kwargs, latency_ms=latency_ms)
+        self._record_success()
+        decision = RoutingDecision(
+            requested_model=plan.model,
+            deployment_id=top.id,
+            reason=Reason.ROUTED,
+            candidates=len(plan.by_id),
+            decision_id=response.decision_id,
+            score=top.score,
+            latency_ms=latency_ms,
+            service_ms=response.timings.total_ms if response.HasField("timings") else None,
+            strategy_name=response.strategy_name,
+            selection_reason=response.selection_reason,
+        )
+        return self._record(decision, plan.by_id[top.id], request_kwargs)
+
+    def _on_error(
+        self,
+        plan: _Plan,
+        error: Exception,
+        started: float,
+        request_kwargs: dict[str, object] | None,
+    ) -> Deployment:
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        code = status_code_of(error)
+        label = code.name if code is not None else type(error).__name__
+        if classify_error(error) is ErrorKind.CALLER_ERROR:
+            self._breaker.record_ignored()
+            logger.warning(
+                "decision service rejected the request for %r (%s): %s",
+                plan.model,
+                label,
+                _details(error),
+            )
+            reason = Reason.CALLER_ERROR
+        else:
+            self._record_failure()
+            logger.debug("decision call for %r failed: %s", plan.model, label)
+            reason = Reason.RPC_FAILURE
+        return self._fall_back(plan, reason, request_kwargs, latency_ms=latency_ms, error=label)
+
+    def _record_success(self) -> None:
+        before = self._breaker.state
+        self._breaker.record_success()
+        if before is not BreakerState.CLOSED and self._breaker.state is BreakerState.CLOSED:
+            logger.info("decision service answered again: circuit breaker closed")
+
+    def _record_failure(self) -> None:
+        before = self._breaker.state
+        self._breaker.record_failure()
+        if before is not BreakerState.OPEN and self._breaker.state is not before:
+            logger.warning(
+                "decision service failing: circuit breaker open for %.1f s, using the %s fallback",
+                self._breaker.cooldown_s,
+                self._fallback.name,
+            )
+
+    # -- concluding --------------------------------------------------------------------------
+
+    def _fall_back(
+        self,
+        plan: _Plan,
+        reason: Reason,
+        request_kwargs: dict[str, object] | None,
+        *,
+        latency_ms: float | None = None,
+        error: str = "",
+    ) -> Deployment:
+        pick = self._fallback.choose(plan.healthy)
+        decision = RoutingDecision(
+            requested_model=plan.model,
+            deployment_id=deployment_id(pick),
+            reason=reason,
+            candidates=len(plan.by_id),
+            latency_ms=latency_ms,
+            error=error,
+        )
+        return self._record(decision, pick, request_kwargs)
+
+    def _conclude(self, plan: _Plan, request_kwargs: dict[str, object] | None) -> Deployment:
+        assert plan.pick is not None and plan.reason is not None
+        decision = RoutingDecision(
+            requested_model=plan.model,
+            deployment_id=deployment_id(plan.pick),
+            reason=plan.reason,
+            candidates=len(plan.healthy),
+        )
+        return self._record(decision, plan.pick, request_kwargs)
+
+    def _emergency(self, model: str, request_kwargs: dict[str, object] | None) -> Deployment:
+        """A bug in this strategy must not fail the request: log it and use the fallback."""
+        logger.exception("RouteIQ routing failed for %r; using the static fallback", model)
+        try:
+            group = self._view.group_deployments(model) or [
+                d for d in (self._view.deployment_by_id(model),) if d is not None
+            ]
+        except Exception:
+            logger.exception("could not list deployments for %r", model)
+            raise _no_deployments_error(model) from None
+        if not group:
+            raise _no_deployments_error(model)
+        pick = self._fallback.choose(group)
+        decision = RoutingDecision(
+            requested_model=model,
+            deployment_id=deployment_id(pick),
+            reason=Reason.INTERNAL_ERROR,
+            candidates=len(group),
+        )
+        return self._record(decision, pick, request_kwargs)
+
+    def _record(
+        self,
+        decision: RoutingDecision,
+        deployment: Deployment,
+        request_kwargs: dict[str, object] | None,
+    ) -> Deployment:
+        with self._lock:
+            stats = self._stats
+            if decision.routed:
+                self._stats = RoutingStats(stats.routed + 1, stats.fallbacks, stats.bypassed)
+            elif decision.fallback:
+                self._stats = RoutingStats(stats.routed, stats.fallbacks + 1, stats.bypassed)
+            else:
+                self._stats = RoutingStats(stats.routed, stats.fallbacks, stats.bypassed + 1)
+            self.last_decision = decision
+        metadata = request_metadata(request_kwargs)
+        if metadata is not None:
+            metadata[METADATA_KEY] = decision.as_metadata()
+        return deployment
+
+
+def _ids(deployments: Sequence[Deployment]) -> list[str]:
+    return [i for i in (deployment_id(d) for d in deployments) if i is not None]
+
+
+def _details(error: BaseException) -> str:
+    details = getattr(error, "details", None)
+    if callable(details):
+        try:
+            text = details()
+        except Exception:
+            return str(error)
+        return str(text)
+    return str(error)
+
+
+def install(
+    router: Any,
+    settings: GatewayClientSettings | None = None,
+    client: RouteCaller | None = None,
+) -> RouteIQRoutingStrategy:
+    """Create a ``RouteIQRoutingStrategy`` for ``router`` and make it the router's custom
+    routing strategy: ``router.register_plugin`` (LiteLLM >= 1.110), else the older
+    ``router.set_custom_routing_strategy``."""
+    strategy = RouteIQRoutingStrategy(router, settings=settings, client=client)
+    register = getattr(router, "register_plugin", None)
+    if callable(register):
+        register(strategy)
+    else:
+        router.set_custom_routing_strategy(strategy)
+    return strategy

@@ -1,0 +1,93 @@
+"""GatewayClientSettings: defaults, environment, precedence, validation."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from gateway_client.settings import GatewayClientSettings
+
+_ENV = [
+    "TARGET",
+    "DEADLINE_MS",
+    "BREAKER_FAILURE_THRESHOLD",
+    "BREAKER_COOLDOWN_S",
+    "FALLBACK_POLICY",
+    "COST_WEIGHT",
+    "ROUTING_GROUPS",
+]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _ENV:
+        monkeypatch.delenv(f"ROUTEIQ_GATEWAY_{name}", raising=False)
+
+
+def test_defaults() -> None:
+    s = GatewayClientSettings()
+    assert s.target == "127.0.0.1:50051"
+    assert s.deadline_ms == 50
+    assert s.deadline_s == pytest.approx(0.05)
+    assert s.breaker_failure_threshold == 5
+    assert s.breaker_cooldown_s == 60.0
+    assert s.fallback_policy == "weighted_shuffle"
+    assert s.cost_weight is None
+    assert s.routing_groups == []
+    assert s.routes_group("anything")
+
+
+def test_every_field_is_documented() -> None:
+    for name, info in GatewayClientSettings.model_fields.items():
+        assert info.description, name
+
+
+def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROUTEIQ_GATEWAY_TARGET", "dns:///routeiq:50051")
+    monkeypatch.setenv("ROUTEIQ_GATEWAY_DEADLINE_MS", "25")
+    monkeypatch.setenv("ROUTEIQ_GATEWAY_BREAKER_FAILURE_THRESHOLD", "3")
+    monkeypatch.setenv("ROUTEIQ_GATEWAY_BREAKER_COOLDOWN_S", "0.5")
+    monkeypatch.setenv("ROUTEIQ_GATEWAY_FALLBACK_POLICY", "ordered")
+    monkeypatch.setenv("ROUTEIQ_GATEWAY_COST_WEIGHT", "0.3")
+    monkeypatch.setenv("ROUTEIQ_GATEWAY_ROUTING_GROUPS", "auto, gpt-4o")
+    s = GatewayClientSettings()
+    assert s.target == "dns:///routeiq:50051"
+    assert s.deadline_ms == 25
+    assert s.breaker_failure_threshold == 3
+    assert s.breaker_cooldown_s == 0.5
+    assert s.fallback_policy == "ordered"
+    assert s.cost_weight == 0.3
+    assert s.routing_groups == ["auto", "gpt-4o"]
+    assert s.routes_group("auto") and not s.routes_group("claude")
+
+
+def test_routing_groups_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROUTEIQ_GATEWAY_ROUTING_GROUPS", '["a", "b"]')
+    assert GatewayClientSettings().routing_groups == ["a", "b"]
+    monkeypatch.setenv("ROUTEIQ_GATEWAY_ROUTING_GROUPS", "")
+    assert GatewayClientSettings().routing_groups == []
+
+
+def test_explicit_argument_beats_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROUTEIQ_GATEWAY_DEADLINE_MS", "25")
+    monkeypatch.setenv("ROUTEIQ_GATEWAY_TARGET", "env:1")
+    s = GatewayClientSettings(deadline_ms=80)
+    assert s.deadline_ms == 80
+    assert s.target == "env:1"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"deadline_ms": 0},
+        {"breaker_failure_threshold": 0},
+        {"breaker_cooldown_s": 0},
+        {"fallback_policy": "random"},
+        {"cost_weight": 1.5},
+        {"cost_weight": -0.1},
+        {"target": ""},
+    ],
+)
+def test_validation(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        GatewayClientSettings(**kwargs)  # type: ignore[arg-type]
