@@ -61,6 +61,6 @@ def test_route_call_and_health_check(service, knn_bundle_dir):
         )
     )
     assert sorted(r["id"] for r in reply["ranked"]) == sorted(c["id"] for c in body["candidates"])
-    assert reply["bundleVersion"] == read_manifest(knn_bundle_dir).bundle_version
+    assert reply["bundle_version"] == read_manifest(knn_bundle_dir).bundle_version
     health = json.loads(grpcurl("-plaintext", service.address, "grpc.health.v1.Health/Check"))
     assert health == {"status": "SERVING"}

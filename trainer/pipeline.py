@@ -1,0 +1,218 @@
+"""The training pipeline: data -> embeddings -> router -> parity-checked ONNX -> bundle.
+
+``build`` does all of it into one artifacts directory laid out for the service::
+
+    ARTIFACTS/encoder/                 encoder.json, encoder.onnx, tokenizer.json
+    ARTIFACTS/data/                    routing_data.jsonl, llm_data.json, dataset.json
+    ARTIFACTS/knn-<utc>-<sha8>/        a versioned bundle (manifest.json, router.onnx)
+    ARTIFACTS/knn -> knn-<utc>-<sha8>  stable pointer, swapped atomically
+    ARTIFACTS/mlp-..., ARTIFACTS/mlp   the same for the MLP
+
+so ``--bundle ARTIFACTS/knn`` finds its encoder at ``ARTIFACTS/encoder`` whether or not the
+service resolves the symlink first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from decision_service.encoder import OnnxEncoder
+from trainer.atomic import point_symlink
+from trainer.bundle_writer import WrittenBundle, write_bundle
+from trainer.data import RoutingData, Split, read_routing_data, split_queries
+from trainer.embed import embed_texts
+from trainer.encoder_export import ensure_encoder
+from trainer.evaluate import DEFAULT_COST_WEIGHT, PolicyResult, evaluate, format_table
+from trainer.routers import export_with_parity, make_router
+from trainer.synthetic import DATASET_META, generate, write_llmrouter
+
+log = logging.getLogger(__name__)
+
+SAMPLE_COUNT = 3
+UTILITY_RULE = "quality - cost_weight * log2(price_per_million / cheapest price_per_million)"
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    data: RoutingData
+    embeddings: np.ndarray  # float32 [n, dim], rows as data.prompts
+    split: Split
+    origin: dict[str, object]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    written: WrittenBundle
+    results: list[PolicyResult]
+    table: str
+
+    @property
+    def directory(self) -> Path:
+        return self.written.directory
+
+
+def write_synthetic(out_dir: Path, *, n: int, seed: int) -> Path:
+    return write_llmrouter(generate(n, seed), out_dir)
+
+
+def prepare(
+    data_dir: Path, encoder: OnnxEncoder, *, split_seed: int, test_fraction: float = 0.2
+) -> PreparedData:
+    data = read_routing_data(data_dir)
+    if data.report.records_skipped or data.report.queries_dropped_incomplete:
+        log.warning("routing data: %s", data.report.as_dict())
+    started = time.perf_counter()
+    embeddings = embed_texts(encoder, data.prompts)
+    log.info("embedded %d prompts in %.1fs", len(data.prompts), time.perf_counter() - started)
+    meta_path = Path(data_dir) / DATASET_META
+    origin: dict[str, object] = {}
+    if meta_path.is_file():
+        loaded = json.loads(meta_path.read_text())
+        if isinstance(loaded, dict):
+            origin = loaded
+    split = split_queries(len(data.prompts), seed=split_seed, test_fraction=test_fraction)
+    return PreparedData(data=data, embeddings=embeddings, split=split, origin=origin)
+
+
+def pick_samples(prepared: PreparedData, count: int = SAMPLE_COUNT) -> list[str]:
+    """``count`` held-out prompts, of different kinds where the data says kinds."""
+    data, test = prepared.data, prepared.split.test
+    chosen: list[int] = []
+    seen_kinds: set[str | None] = set()
+    for i in test:
+        if data.kinds[i] not in seen_kinds or data.kinds[i] is None:
+            chosen.append(int(i))
+            seen_kinds.add(data.kinds[i])
+        if len(chosen) == count:
+            break
+    for i in test:  # fewer kinds than samples: fill with any held-out prompt
+        if len(chosen) == count:
+            break
+        if int(i) not in chosen:
+            chosen.append(int(i))
+    return [data.prompts[i] for i in chosen]
+
+
+def train_bundle(
+    prepared: PreparedData,
+    router_type: str,
+    encoder: OnnxEncoder,
+    out_parent: Path,
+    *,
+    seed: int = 0,
+    params: Mapping[str, object] | None = None,
+    default_cost_weight: float = DEFAULT_COST_WEIGHT,
+    now: datetime | None = None,
+) -> TrainResult:
+    """Fit ``router_type`` on the training split, prove parity, evaluate, write the bundle."""
+    data, split, emb = prepared.data, prepared.split, prepared.embeddings
+    router = make_router(router_type, seed=seed, **dict(params or {}))
+    started = time.perf_counter()
+    router.fit(emb[split.train], data.labels[split.train])
+    exported = export_with_parity(router, emb[split.test])
+    log.info(
+        "%s trained and exported in %.1fs (parity %.2e <= %g)",
+        router_type,
+        time.perf_counter() - started,
+        exported.parity_max_abs_diff,
+        exported.parity_tolerance,
+    )
+    predicted = exported.predict(emb[split.test])  # what serving computes
+    names = [c.model_name for c in data.candidates]
+    results = evaluate(
+        predicted,
+        data.labels[split.test],
+        data.costs[split.test],
+        data.prices,
+        data.labels[split.train],
+        candidate_names=names,
+        router_name=f"router ({router_type})",
+        cost_weights=(default_cost_weight, 0.0),
+    )
+    kinds = Counter(k for k in data.kinds if k is not None)
+    training: dict[str, object] = {
+        "data": {
+            "rows": data.report.records_used,
+            "queries": len(data.prompts),
+            "train_queries": len(split.train),
+            "test_queries": len(split.test),
+            "split_seed": split.seed,
+            "test_fraction": split.test_fraction,
+            "kinds": dict(sorted(kinds.items())),
+            "sha256": data.sha256,
+            "read_report": data.report.as_dict(),
+            "origin": prepared.origin,
+        },
+        "router": exported.hyperparameters,
+        "parity": {
+            "max_abs_diff": exported.parity_max_abs_diff,
+            "tolerance": exported.parity_tolerance,
+            "held_out_rows": exported.parity_rows,
+        },
+        "utility": UTILITY_RULE,
+        "metrics": {"held_out": [r.as_dict() for r in results]},
+    }
+    written = write_bundle(
+        out_parent,
+        exported,
+        encoder=encoder,
+        candidates=data.candidates,
+        sample_prompts=pick_samples(prepared),
+        training=training,
+        default_cost_weight=default_cost_weight,
+        now=now,
+    )
+    title = (
+        f"{router_type}: {len(split.test)} held-out prompts, {len(names)} candidates; "
+        f"utility = {UTILITY_RULE}"
+    )
+    return TrainResult(written=written, results=results, table=format_table(results, title=title))
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    artifacts: Path
+    encoder_dir: Path
+    data_dir: Path
+    bundles: dict[str, TrainResult]
+    seconds: float
+
+
+def build(
+    out_dir: Path,
+    *,
+    n: int = 1800,
+    seed: int = 7,
+    router_types: tuple[str, ...] = ("knn", "mlp"),
+    router_params: Mapping[str, Mapping[str, object]] | None = None,
+) -> BuildResult:
+    """Encoder (reused when valid), synthetic data, every router, stable pointers."""
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    encoder_dir = ensure_encoder(out_dir / "encoder")
+    data_dir = write_synthetic(out_dir / "data", n=n, seed=seed)
+    encoder = OnnxEncoder(encoder_dir, intra_op_threads=2)
+    prepared = prepare(data_dir, encoder, split_seed=seed)
+    bundles = {}
+    for router_type in router_types:
+        params = (router_params or {}).get(router_type, {})
+        result = train_bundle(prepared, router_type, encoder, out_dir, seed=seed, params=params)
+        point_symlink(out_dir / router_type, result.directory.name)
+        bundles[router_type] = result
+    return BuildResult(
+        artifacts=out_dir,
+        encoder_dir=encoder_dir,
+        data_dir=data_dir,
+        bundles=bundles,
+        seconds=time.perf_counter() - started,
+    )
