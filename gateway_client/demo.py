@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         # The first call pays for connection setup; route one before measuring.
         router.completion(model="auto", messages=[{"role": "user", "content": "warm up"}])
 
-        widths = (58, 28, 7, 9, 10)
+        widths = (58, 24, 7, 9, 15)
         print(_row("prompt", "routed to", "score", "route ms", "reason", widths=widths))
         print(_row(*("-" * w for w in widths), widths=widths))
         for prompt in PROMPTS:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"routeiq/decision/v1/decision.proto\x12\x13routeiq.decision.v1\"\x7f\n\tCandidate\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12$\n\x17\x63ost_per_million_tokens\x18\x04 \x01(\x01H\x00\x88\x01\x01\x42\x1a\n\x18_cost_per_million_tokens\"\x98\x02\n\x0cRouteRequest\x12\x10\n\x06prompt\x18\x01 \x01(\tH\x00\x12\x33\n\tembedding\x18\x02 \x01(\x0b\x32\x1e.routeiq.decision.v1.EmbeddingH\x00\x12\x32\n\ncandidates\x18\x03 \x03(\x0b\x32\x1e.routeiq.decision.v1.Candidate\x12\x17\n\x0frequested_model\x18\x04 \x01(\t\x12\x14\n\x0cuser_id_hash\x18\x05 \x01(\t\x12\x14\n\x0cteam_id_hash\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x18\n\x0b\x63ost_weight\x18\x08 \x01(\x01H\x01\x88\x01\x01\x42\n\n\x08\x66\x65\x61turesB\x0e\n\x0c_cost_weight\"\x1f\n\tEmbedding\x12\x12\n\x06values\x18\x01 \x03(\x02\x42\x02\x10\x01\"\x95\x01\n\x0fRankedCandidate\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x19\n\x11predicted_quality\x18\x04 \x01(\x01\x12\x1f\n\x17\x63ost_per_million_tokens\x18\x05 \x01(\x01\x12\x17\n\x0fknown_to_router\x18\x06 \x01(\x08\"F\n\x07Timings\x12\x10\n\x08total_ms\x18\x01 \x01(\x01\x12\x14\n\x0c\x65mbedding_ms\x18\x02 \x01(\x01\x12\x13\n\x0bstrategy_ms\x18\x03 \x01(\x01\"\xaa\x02\n\rRouteResponse\x12\x34\n\x06ranked\x18\x01 \x03(\x0b\x32$.routeiq.decision.v1.RankedCandidate\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x02 \x01(\t\x12\x15\n\rstrategy_name\x18\x03 \x01(\t\x12\x18\n\x10strategy_version\x18\x04 \x01(\t\x12\x16\n\x0e\x62undle_version\x18\x05 \x01(\t\x12\x0b\n\x03\x61rm\x18\x06 \x01(\t\x12-\n\x07timings\x18\x07 \x01(\x0b\x32\x1c.routeiq.decision.v1.Timings\x12\x18\n\x10selection_reason\x18\x08 \x01(\t\x12\x15\n\rprompt_tokens\x18\t \x01(\x05\x12\x18\n\x10prompt_truncated\x18\n \x01(\x08\x32\x61\n\x0f\x44\x65\x63isionService\x12N\n\x05Route\x12!.routeiq.decision.v1.RouteRequest\x1a\".routeiq.decision.v1.RouteResponseBDP\x01Z@github.com/routeiq/routeiq/gen/go/routeiq/decision/v1;decisionv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"routeiq/decision/v1/decision.proto\x12\x13routeiq.decision.v1\"\x7f\n\tCandidate\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12$\n\x17\x63ost_per_million_tokens\x18\x04 \x01(\x01H\x00\x88\x01\x01\x42\x1a\n\x18_cost_per_million_tokens\"\xaa\x02\n\x0cRouteRequest\x12\x10\n\x06prompt\x18\x01 \x01(\tH\x00\x12\x33\n\tembedding\x18\x02 \x01(\x0b\x32\x1e.routeiq.decision.v1.EmbeddingH\x00\x12\x32\n\ncandidates\x18\x03 \x03(\x0b\x32\x1e.routeiq.decision.v1.Candidate\x12\x17\n\x0frequested_model\x18\x04 \x01(\t\x12\x14\n\x0cuser_id_hash\x18\x05 \x01(\t\x12\x14\n\x0cteam_id_hash\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x18\n\x0b\x63ost_weight\x18\x08 \x01(\x01H\x01\x88\x01\x01\x12\x10\n\x08strategy\x18\t \x01(\tB\n\n\x08\x66\x65\x61turesB\x0e\n\x0c_cost_weight\"\x1f\n\tEmbedding\x12\x12\n\x06values\x18\x01 \x03(\x02\x42\x02\x10\x01\"\x95\x01\n\x0fRankedCandidate\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x19\n\x11predicted_quality\x18\x04 \x01(\x01\x12\x1f\n\x17\x63ost_per_million_tokens\x18\x05 \x01(\x01\x12\x17\n\x0fknown_to_router\x18\x06 \x01(\x08\"F\n\x07Timings\x12\x10\n\x08total_ms\x18\x01 \x01(\x01\x12\x14\n\x0c\x65mbedding_ms\x18\x02 \x01(\x01\x12\x13\n\x0bstrategy_ms\x18\x03 \x01(\x01\"\xaa\x02\n\rRouteResponse\x12\x34\n\x06ranked\x18\x01 \x03(\x0b\x32$.routeiq.decision.v1.RankedCandidate\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x02 \x01(\t\x12\x15\n\rstrategy_name\x18\x03 \x01(\t\x12\x18\n\x10strategy_version\x18\x04 \x01(\t\x12\x16\n\x0e\x62undle_version\x18\x05 \x01(\t\x12\x0b\n\x03\x61rm\x18\x06 \x01(\t\x12-\n\x07timings\x18\x07 \x01(\x0b\x32\x1c.routeiq.decision.v1.Timings\x12\x18\n\x10selection_reason\x18\x08 \x01(\t\x12\x15\n\rprompt_tokens\x18\t \x01(\x05\x12\x18\n\x10prompt_truncated\x18\n \x01(\x08\"y\n\x0cStrategyInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\x12\x16\n\x0e\x62undle_version\x18\x05 \x01(\t\x12\x0e\n\x06models\x18\x06 \x03(\t\"<\n\nTrafficArm\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\x01\"\x17\n\x15ListStrategiesRequest\"\xac\x01\n\x16ListStrategiesResponse\x12\x35\n\nstrategies\x18\x01 \x03(\x0b\x32!.routeiq.decision.v1.StrategyInfo\x12\x18\n\x10\x64\x65\x66\x61ult_strategy\x18\x02 \x01(\t\x12.\n\x05split\x18\x03 \x03(\x0b\x32\x1f.routeiq.decision.v1.TrafficArm\x12\x11\n\tsticky_by\x18\x04 \x01(\t\"\x8a\x02\n\x14RecordOutcomeRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x15\n\rdeployment_id\x18\x02 \x01(\t\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x05 \x01(\x03\x12\x15\n\routput_tokens\x18\x06 \x01(\x03\x12\x12\n\nlatency_ms\x18\x07 \x01(\x01\x12\x15\n\x08\x63ost_usd\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x08\x66\x61llback\x18\t \x01(\x08\x12\x17\n\x0f\x66\x61llback_reason\x18\n \x01(\t\x12\x12\n\nerror_type\x18\x0b \x01(\tB\x0b\n\t_cost_usd\"\x17\n\x15RecordOutcomeResponse2\xb4\x02\n\x0f\x44\x65\x63isionService\x12N\n\x05Route\x12!.routeiq.decision.v1.RouteRequest\x1a\".routeiq.decision.v1.RouteResponse\x12i\n\x0eListStrategies\x12*.routeiq.decision.v1.ListStrategiesRequest\x1a+.routeiq.decision.v1.ListStrategiesResponse\x12\x66\n\rRecordOutcome\x12).routeiq.decision.v1.RecordOutcomeRequest\x1a*.routeiq.decision.v1.RecordOutcomeResponseBDP\x01Z@github.com/routeiq/routeiq/gen/go/routeiq/decision/v1;decisionv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,15 +37,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANDIDATE']._serialized_start=59
   _globals['_CANDIDATE']._serialized_end=186
   _globals['_ROUTEREQUEST']._serialized_start=189
-  _globals['_ROUTEREQUEST']._serialized_end=469
-  _globals['_EMBEDDING']._serialized_start=471
-  _globals['_EMBEDDING']._serialized_end=502
-  _globals['_RANKEDCANDIDATE']._serialized_start=505
-  _globals['_RANKEDCANDIDATE']._serialized_end=654
-  _globals['_TIMINGS']._serialized_start=656
-  _globals['_TIMINGS']._serialized_end=726
-  _globals['_ROUTERESPONSE']._serialized_start=729
-  _globals['_ROUTERESPONSE']._serialized_end=1027
-  _globals['_DECISIONSERVICE']._serialized_start=1029
-  _globals['_DECISIONSERVICE']._serialized_end=1126
+  _globals['_ROUTEREQUEST']._serialized_end=487
+  _globals['_EMBEDDING']._serialized_start=489
+  _globals['_EMBEDDING']._serialized_end=520
+  _globals['_RANKEDCANDIDATE']._serialized_start=523
+  _globals['_RANKEDCANDIDATE']._serialized_end=672
+  _globals['_TIMINGS']._serialized_start=674
+  _globals['_TIMINGS']._serialized_end=744
+  _globals['_ROUTERESPONSE']._serialized_start=747
+  _globals['_ROUTERESPONSE']._serialized_end=1045
+  _globals['_STRATEGYINFO']._serialized_start=1047
+  _globals['_STRATEGYINFO']._serialized_end=1168
+  _globals['_TRAFFICARM']._serialized_start=1170
+  _globals['_TRAFFICARM']._serialized_end=1230
+  _globals['_LISTSTRATEGIESREQUEST']._serialized_start=1232
+  _globals['_LISTSTRATEGIESREQUEST']._serialized_end=1255
+  _globals['_LISTSTRATEGIESRESPONSE']._serialized_start=1258
+  _globals['_LISTSTRATEGIESRESPONSE']._serialized_end=1430
+  _globals['_RECORDOUTCOMEREQUEST']._serialized_start=1433
+  _globals['_RECORDOUTCOMEREQUEST']._serialized_end=1699
+  _globals['_RECORDOUTCOMERESPONSE']._serialized_start=1701
+  _globals['_RECORDOUTCOMERESPONSE']._serialized_end=1724
+  _globals['_DECISIONSERVICE']._serialized_start=1727
+  _globals['_DECISIONSERVICE']._serialized_end=2035
 # @@protoc_insertion_point(module_scope)

@@ -19,7 +19,7 @@ class Candidate(_message.Message):
     def __init__(self, id: _Optional[str] = ..., model_name: _Optional[str] = ..., provider: _Optional[str] = ..., cost_per_million_tokens: _Optional[float] = ...) -> None: ...
 
 class RouteRequest(_message.Message):
-    __slots__ = ("prompt", "embedding", "candidates", "requested_model", "user_id_hash", "team_id_hash", "request_id", "cost_weight")
+    __slots__ = ("prompt", "embedding", "candidates", "requested_model", "user_id_hash", "team_id_hash", "request_id", "cost_weight", "strategy")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,7 @@ class RouteRequest(_message.Message):
     TEAM_ID_HASH_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     COST_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     embedding: Embedding
     candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
@@ -36,7 +37,8 @@ class RouteRequest(_message.Message):
     team_id_hash: str
     request_id: str
     cost_weight: float
-    def __init__(self, prompt: _Optional[str] = ..., embedding: _Optional[_Union[Embedding, _Mapping]] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., requested_model: _Optional[str] = ..., user_id_hash: _Optional[str] = ..., team_id_hash: _Optional[str] = ..., request_id: _Optional[str] = ..., cost_weight: _Optional[float] = ...) -> None: ...
+    strategy: str
+    def __init__(self, prompt: _Optional[str] = ..., embedding: _Optional[_Union[Embedding, _Mapping]] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., requested_model: _Optional[str] = ..., user_id_hash: _Optional[str] = ..., team_id_hash: _Optional[str] = ..., request_id: _Optional[str] = ..., cost_weight: _Optional[float] = ..., strategy: _Optional[str] = ...) -> None: ...
 
 class Embedding(_message.Message):
     __slots__ = ("values",)
@@ -93,3 +95,75 @@ class RouteResponse(_message.Message):
     prompt_tokens: int
     prompt_truncated: bool
     def __init__(self, ranked: _Optional[_Iterable[_Union[RankedCandidate, _Mapping]]] = ..., decision_id: _Optional[str] = ..., strategy_name: _Optional[str] = ..., strategy_version: _Optional[str] = ..., bundle_version: _Optional[str] = ..., arm: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., selection_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., prompt_truncated: _Optional[bool] = ...) -> None: ...
+
+class StrategyInfo(_message.Message):
+    __slots__ = ("name", "version", "kind", "capabilities", "bundle_version", "models")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    kind: str
+    capabilities: _containers.RepeatedScalarFieldContainer[str]
+    bundle_version: str
+    models: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., kind: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., bundle_version: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TrafficArm(_message.Message):
+    __slots__ = ("name", "strategy", "weight")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    strategy: str
+    weight: float
+    def __init__(self, name: _Optional[str] = ..., strategy: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
+
+class ListStrategiesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListStrategiesResponse(_message.Message):
+    __slots__ = ("strategies", "default_strategy", "split", "sticky_by")
+    STRATEGIES_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    STICKY_BY_FIELD_NUMBER: _ClassVar[int]
+    strategies: _containers.RepeatedCompositeFieldContainer[StrategyInfo]
+    default_strategy: str
+    split: _containers.RepeatedCompositeFieldContainer[TrafficArm]
+    sticky_by: str
+    def __init__(self, strategies: _Optional[_Iterable[_Union[StrategyInfo, _Mapping]]] = ..., default_strategy: _Optional[str] = ..., split: _Optional[_Iterable[_Union[TrafficArm, _Mapping]]] = ..., sticky_by: _Optional[str] = ...) -> None: ...
+
+class RecordOutcomeRequest(_message.Message):
+    __slots__ = ("decision_id", "deployment_id", "model_name", "status", "input_tokens", "output_tokens", "latency_ms", "cost_usd", "fallback", "fallback_reason", "error_type")
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_REASON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    decision_id: str
+    deployment_id: str
+    model_name: str
+    status: str
+    input_tokens: int
+    output_tokens: int
+    latency_ms: float
+    cost_usd: float
+    fallback: bool
+    fallback_reason: str
+    error_type: str
+    def __init__(self, decision_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., model_name: _Optional[str] = ..., status: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., latency_ms: _Optional[float] = ..., cost_usd: _Optional[float] = ..., fallback: _Optional[bool] = ..., fallback_reason: _Optional[str] = ..., error_type: _Optional[str] = ...) -> None: ...
+
+class RecordOutcomeResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

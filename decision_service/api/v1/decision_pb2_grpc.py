@@ -39,6 +39,16 @@ class DecisionServiceStub:
                 request_serializer=routeiq_dot_decision_dot_v1_dot_decision__pb2.RouteRequest.SerializeToString,
                 response_deserializer=routeiq_dot_decision_dot_v1_dot_decision__pb2.RouteResponse.FromString,
                 _registered_method=True)
+        self.ListStrategies = channel.unary_unary(
+                '/routeiq.decision.v1.DecisionService/ListStrategies',
+                request_serializer=routeiq_dot_decision_dot_v1_dot_decision__pb2.ListStrategiesRequest.SerializeToString,
+                response_deserializer=routeiq_dot_decision_dot_v1_dot_decision__pb2.ListStrategiesResponse.FromString,
+                _registered_method=True)
+        self.RecordOutcome = channel.unary_unary(
+                '/routeiq.decision.v1.DecisionService/RecordOutcome',
+                request_serializer=routeiq_dot_decision_dot_v1_dot_decision__pb2.RecordOutcomeRequest.SerializeToString,
+                response_deserializer=routeiq_dot_decision_dot_v1_dot_decision__pb2.RecordOutcomeResponse.FromString,
+                _registered_method=True)
 
 
 class DecisionServiceServicer:
@@ -51,6 +61,20 @@ class DecisionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListStrategies(self, request, context):
+        """The strategies this replica can route with, and the active traffic split.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordOutcome(self, request, context):
+        """What happened to a routed request, joined to its decision by decision_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DecisionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -58,6 +82,16 @@ def add_DecisionServiceServicer_to_server(servicer, server):
                     servicer.Route,
                     request_deserializer=routeiq_dot_decision_dot_v1_dot_decision__pb2.RouteRequest.FromString,
                     response_serializer=routeiq_dot_decision_dot_v1_dot_decision__pb2.RouteResponse.SerializeToString,
+            ),
+            'ListStrategies': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStrategies,
+                    request_deserializer=routeiq_dot_decision_dot_v1_dot_decision__pb2.ListStrategiesRequest.FromString,
+                    response_serializer=routeiq_dot_decision_dot_v1_dot_decision__pb2.ListStrategiesResponse.SerializeToString,
+            ),
+            'RecordOutcome': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordOutcome,
+                    request_deserializer=routeiq_dot_decision_dot_v1_dot_decision__pb2.RecordOutcomeRequest.FromString,
+                    response_serializer=routeiq_dot_decision_dot_v1_dot_decision__pb2.RecordOutcomeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,6 +121,60 @@ class DecisionService:
             '/routeiq.decision.v1.DecisionService/Route',
             routeiq_dot_decision_dot_v1_dot_decision__pb2.RouteRequest.SerializeToString,
             routeiq_dot_decision_dot_v1_dot_decision__pb2.RouteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListStrategies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/routeiq.decision.v1.DecisionService/ListStrategies',
+            routeiq_dot_decision_dot_v1_dot_decision__pb2.ListStrategiesRequest.SerializeToString,
+            routeiq_dot_decision_dot_v1_dot_decision__pb2.ListStrategiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordOutcome(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/routeiq.decision.v1.DecisionService/RecordOutcome',
+            routeiq_dot_decision_dot_v1_dot_decision__pb2.RecordOutcomeRequest.SerializeToString,
+            routeiq_dot_decision_dot_v1_dot_decision__pb2.RecordOutcomeResponse.FromString,
             options,
             channel_credentials,
             insecure,
