@@ -195,8 +195,8 @@ class FakeChannel:
         self.closed = False
 
     def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> FakeMultiCallable:
-        assert method == "/routeiq.decision.v1.DecisionService/Route"
-        return self.route
+        assert method.startswith("/routeiq.decision.v1.DecisionService/")
+        return self.route if method.endswith("/Route") else FakeMultiCallable()
 
     def close(self) -> None:
         self.closed = True
