@@ -10,12 +10,13 @@ export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install demo serve test unit integration lint proto check-proto artifacts lock clean
+.PHONY: help install demo serve test unit integration lint proto check-proto artifacts lock clean bench
 
 help:
 	@echo "make demo    train on synthetic data, export ONNX, serve, route through LiteLLM"
 	@echo "make test    the whole test suite (unit + integration, real servers on loopback)"
 	@echo "make serve   serve \$$ARTIFACTS/knn on \$$PORT (after make artifacts)"
+	@echo "make bench   latency and throughput figures (in process, gRPC, seeds)"
 	@echo "make lint    ruff + mypy;  make proto  regenerate gRPC stubs"
 
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -35,6 +36,10 @@ artifacts: $(ARTIFACTS)/.built
 
 demo: $(ARTIFACTS)/.built
 	$(PY) -m gateway_client.demo --artifacts $(ARTIFACTS)
+
+# Latency/throughput table: in process, over gRPC from another process, and the seeds' way.
+bench: $(ARTIFACTS)/.built
+	$(PY) -m tests.bench.run --artifacts $(ARTIFACTS) --out bench-results.json
 
 serve: $(ARTIFACTS)/.built
 	$(PY) -m decision_service --bundle $(ARTIFACTS)/knn --port $(PORT)
