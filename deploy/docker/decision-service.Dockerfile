@@ -17,10 +17,13 @@ RUN /opt/venv/bin/pip install --no-cache-dir --no-deps .
 FROM python:3.11-slim
 RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin routeiq
 COPY --from=build /opt/venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 ROUTEIQ_BUNDLE_DIR=/models/current \
-    ROUTEIQ_ENCODER_DIR=/models/encoder
+# PYTHONDONTWRITEBYTECODE: the root filesystem is read-only in Kubernetes.
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
+    ROUTEIQ_BUNDLE_DIR=/models/current ROUTEIQ_ENCODER_DIR=/models/encoder \
+    ROUTEIQ_METRICS_PORT=9464
 USER 10001
-EXPOSE 50051
+# 50051 gRPC (Route, grpc.health.v1, reflection); 9464 Prometheus /metrics.
+EXPOSE 50051 9464
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \
   CMD ["python", "-m", "decision_service.probe", "127.0.0.1:50051"]
 ENTRYPOINT ["python", "-m", "decision_service"]
