@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .errors import BundleRefused, EncoderRefused
+from .errors import RouteIQError
 from .server import serve
 from .settings import ServiceSettings
 
@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int)
     parser.add_argument("--workers", type=int)
     parser.add_argument("--log-level", dest="log_level")
+    parser.add_argument("--metrics-port", dest="metrics_port", type=int)
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None}
     try:
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         asyncio.run(serve(settings))
-    except (BundleRefused, EncoderRefused) as exc:
+    except (RouteIQError, ValueError, OSError) as exc:
         logging.getLogger("decision_service").error("refusing to start: %s", exc)
         return 2
     return 0

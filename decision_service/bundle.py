@@ -20,6 +20,7 @@ from .errors import BundleRefused
 from .manifest import BUNDLE_MANIFEST, BundleManifest, sha256_file
 from .router import OnnxRouterHead
 from .safety import looks_like_pickle, refuse_unsafe_onnx
+from .signing import SIGNATURE_FILE, SignaturePolicy
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class RouterBundle:
     directory: Path
     manifest: BundleManifest
     head: OnnxRouterHead
+    signed: bool = False
 
     @property
     def version(self) -> str:
@@ -40,21 +42,39 @@ class RouterBundle:
 
 
 def read_manifest(directory: Path) -> BundleManifest:
+    return _parse_manifest(directory, _read_manifest_bytes(directory))
+
+
+def _read_manifest_bytes(directory: Path) -> bytes:
     path = Path(directory) / BUNDLE_MANIFEST
     if not path.is_file():
         raise BundleRefused(f"{directory} is not a router bundle: {BUNDLE_MANIFEST} missing")
+    return path.read_bytes()
+
+
+def _parse_manifest(directory: Path, raw: bytes) -> BundleManifest:
     try:
-        return BundleManifest.model_validate_json(path.read_bytes())
+        return BundleManifest.model_validate_json(raw)
     except ValidationError as exc:
-        raise BundleRefused(f"{path} is not a valid bundle manifest: {exc}") from exc
+        raise BundleRefused(
+            f"{Path(directory) / BUNDLE_MANIFEST} is not a valid bundle manifest: {exc}"
+        ) from exc
 
 
 def load_bundle(
-    directory: Path, encoder: OnnxEncoder, *, intra_op_threads: int = 1
+    directory: Path,
+    encoder: OnnxEncoder,
+    *,
+    intra_op_threads: int = 1,
+    signatures: SignaturePolicy | None = None,
 ) -> RouterBundle:
     """Load and validate the bundle in ``directory`` against the loaded ``encoder``."""
     directory = Path(directory)
-    manifest = read_manifest(directory)
+    # The signature is checked over the very bytes that are parsed, so a manifest swapped
+    # between the two reads cannot slip through.
+    raw = _read_manifest_bytes(directory)
+    signed = (signatures or SignaturePolicy()).check(directory, raw)
+    manifest = _parse_manifest(directory, raw)
     _check_files(directory, manifest)
 
     if manifest.encoder != encoder.identity:
@@ -78,11 +98,18 @@ def load_bundle(
     refuse_unsafe_onnx(router_path, directory, error=BundleRefused)
     head = OnnxRouterHead(router_path, graph, intra_op_threads=intra_op_threads)
     _replay_samples(manifest, head, encoder)
-    return RouterBundle(directory=directory, manifest=manifest, head=head)
+    return RouterBundle(directory=directory, manifest=manifest, head=head, signed=signed)
+
+
+def reverify(bundle: RouterBundle, encoder: OnnxEncoder) -> None:
+    """Replay a loaded bundle's samples again (before a rollback re-activates it)."""
+    _replay_samples(bundle.manifest, bundle.head, encoder)
 
 
 def _check_files(directory: Path, manifest: BundleManifest) -> None:
-    present = {p.name for p in directory.iterdir() if p.name != BUNDLE_MANIFEST}
+    present = {
+        p.name for p in directory.iterdir() if p.name not in (BUNDLE_MANIFEST, SIGNATURE_FILE)
+    }
     for name in sorted(present):
         path = directory / name
         if path.is_dir():

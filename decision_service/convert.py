@@ -1,13 +1,59 @@
-"""Conversions between the routeiq.decision.v1 messages and the engine's domain types."""
+"""Conversions between the routeiq.decision.v1 messages and the service's domain types."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import DecodeError, Message
+
+from .admin import Status, VersionInfo
+from .api.v1 import admin_pb2 as admin_pb
 from .api.v1 import decision_pb2 as pb
 from .engine import Decision, RouteQuery
+from .errors import InvalidRequest
 from .policy import CandidateIn
+from .reload import ReloadResult
+from .runner import Outcome
+from .strategies import StrategyInfo, TrafficArm
 
 
-def query_from_proto(request: pb.RouteRequest) -> RouteQuery:
+@dataclass(frozen=True)
+class Undecodable:
+    """A request whose bytes did not parse (for example a prompt that is not UTF-8)."""
+
+    message_type: str
+    error: str
+
+
+def lenient(message_cls: type[Message]) -> Callable[[bytes], Any]:
+    """A request deserializer that returns ``Undecodable`` instead of raising.
+
+    gRPC answers INTERNAL when a deserializer raises, before any of our code runs; handing
+    the failure to the servicer lets it answer INVALID_ARGUMENT with a message instead.
+    """
+
+    def parse(data: bytes) -> Any:
+        try:
+            return message_cls.FromString(data)
+        except DecodeError as exc:
+            return Undecodable(message_cls.DESCRIPTOR.full_name, str(exc))
+
+    return parse
+
+
+def require_decoded(request: object) -> None:
+    if isinstance(request, Undecodable):
+        raise InvalidRequest(
+            f"the {request.message_type} could not be parsed ({request.error}); string "
+            "fields (prompt, ids, model names) must be valid UTF-8"
+        )
+
+
+def query_from_proto(request: pb.RouteRequest | Undecodable) -> RouteQuery:
+    require_decoded(request)
+    assert isinstance(request, pb.RouteRequest)
     features = request.WhichOneof("features")
     return RouteQuery(
         candidates=[
@@ -28,6 +74,7 @@ def query_from_proto(request: pb.RouteRequest) -> RouteQuery:
         team_id_hash=request.team_id_hash,
         request_id=request.request_id,
         cost_weight=request.cost_weight if request.HasField("cost_weight") else None,
+        strategy=request.strategy,
     )
 
 
@@ -58,3 +105,89 @@ def decision_to_proto(decision: Decision) -> pb.RouteResponse:
         prompt_tokens=decision.prompt_tokens,
         prompt_truncated=decision.prompt_truncated,
     )
+
+
+def arms_to_proto(arms: Sequence[TrafficArm]) -> list[pb.TrafficArm]:
+    return [pb.TrafficArm(name=a.name, strategy=a.strategy, weight=a.weight) for a in arms]
+
+
+def strategies_to_proto(
+    infos: Sequence[StrategyInfo], default: str, arms: Sequence[TrafficArm], sticky_by: str
+) -> pb.ListStrategiesResponse:
+    return pb.ListStrategiesResponse(
+        strategies=[
+            pb.StrategyInfo(
+                name=i.name,
+                version=i.version,
+                kind=i.kind,
+                capabilities=list(i.capabilities),
+                bundle_version=i.bundle_version,
+                models=list(i.models),
+            )
+            for i in infos
+        ],
+        default_strategy=default,
+        split=arms_to_proto(arms),
+        sticky_by=sticky_by,
+    )
+
+
+def outcome_from_proto(request: pb.RecordOutcomeRequest | Undecodable) -> Outcome:
+    require_decoded(request)
+    assert isinstance(request, pb.RecordOutcomeRequest)
+    return Outcome(
+        decision_id=request.decision_id,
+        deployment_id=request.deployment_id,
+        model_name=request.model_name,
+        status=request.status,
+        input_tokens=request.input_tokens,
+        output_tokens=request.output_tokens,
+        latency_ms=request.latency_ms,
+        cost_usd=request.cost_usd if request.HasField("cost_usd") else None,
+        fallback=request.fallback,
+        fallback_reason=request.fallback_reason,
+        error_type=request.error_type,
+    )
+
+
+def status_to_proto(status: Status) -> admin_pb.GetStatusResponse:
+    return admin_pb.GetStatusResponse(
+        active_versions=status.active_versions,
+        encoder_name=status.encoder_name,
+        encoder_digest=status.encoder_digest,
+        uptime_s=status.uptime_s,
+        in_flight=status.in_flight,
+        decisions_total=status.decisions_total,
+        split=arms_to_proto(status.split),
+        default_strategy=status.default_strategy,
+        health="SERVING" if status.serving else "NOT_SERVING",
+    )
+
+
+def versions_to_proto(versions: Sequence[VersionInfo]) -> admin_pb.ListVersionsResponse:
+    return admin_pb.ListVersionsResponse(
+        versions=[
+            admin_pb.BundleVersion(
+                version=v.version,
+                strategy_name=v.strategy_name,
+                router_type=v.router_type,
+                loaded_utc=v.loaded_utc,
+                active=v.active,
+                directory=v.directory,
+                encoder_digest=v.encoder_digest,
+            )
+            for v in versions
+        ]
+    )
+
+
+def reload_to_proto(result: ReloadResult) -> admin_pb.ReloadResponse:
+    return admin_pb.ReloadResponse(
+        previous_version=result.previous_version or "",
+        active_version=result.active_version or "",
+        changed=result.changed,
+    )
+
+
+def arms_from_proto(arms: Sequence[pb.TrafficArm]) -> list[tuple[str, str, float]]:
+    return [(a.name, a.strategy, a.weight) for a in arms]

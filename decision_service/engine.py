@@ -1,23 +1,47 @@
-"""The decision engine: validate a query, embed it, run the router head, rank candidates.
+"""The decision engine: validate a query, embed it, pick a strategy, rank candidates.
 
-Everything here is synchronous, CPU-bound and transport-free; the gRPC servicer runs
-``decide`` on a worker thread so the event loop never waits on onnxruntime.
+It also holds the loaded bundle versions (the last K stay ready), the strategy registry and
+the traffic split. Everything here is synchronous and transport-free; the gRPC servicer
+runs ``decide`` on a worker thread so the event loop never waits on onnxruntime.
+
+The hot path takes no lock: every change (a new version, a rollback, a split) builds a new
+immutable ``_Routing`` snapshot under a lock and publishes it with one reference
+assignment, so a request sees the old or the new routing, never half of each, and a
+request in flight finishes on the version it started with.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 
-from .bundle import RouterBundle
+from .bundle import RouterBundle, reverify
 from .encoder import OnnxEncoder
-from .errors import InvalidRequest, NotReady
-from .policy import CandidateIn, ModelIndex, RankedCandidate, rank, selection_reason
+from .errors import DeadlineTooShort, InvalidRequest, NotReady, UnknownVersion
+from .policy import CandidateIn, ModelIndex, RankedCandidate
+from .strategies import (
+    CHEAPEST,
+    FIXED_ORDER,
+    ROUND_ROBIN,
+    CheapestStrategy,
+    FixedOrderStrategy,
+    MLStrategy,
+    RoundRobinStrategy,
+    Strategy,
+    StrategyInfo,
+    TrafficSplit,
+    make_split,
+)
+
+PREVIOUS = "previous"
 
 
 @dataclass(frozen=True)
@@ -37,6 +61,7 @@ class RouteQuery:
     team_id_hash: str = ""
     request_id: str = ""
     cost_weight: float | None = None
+    strategy: str = ""
 
 
 @dataclass(frozen=True)
@@ -58,14 +83,32 @@ class Decision:
     selection_reason: str
     prompt_tokens: int
     prompt_truncated: bool
+    # The query embedding, kept only when telemetry asked for it (never sent to the caller).
+    embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
-class _ActiveRouter:
-    """A bundle plus what is derived from it, swapped as one reference."""
-
+class LoadedVersion:
     bundle: RouterBundle
-    index: ModelIndex
+    strategy: MLStrategy
+    loaded_utc: str
+
+    @property
+    def version(self) -> str:
+        return self.bundle.version
+
+
+@dataclass(frozen=True)
+class _Routing:
+    """Everything one decision needs, immutable."""
+
+    strategies: dict[str, Strategy]  # every name a request or split may use
+    listed: tuple[StrategyInfo, ...]
+    default: Strategy
+    default_name: str
+    active: LoadedVersion | None
+    prices: ModelIndex | None
+    split: TrafficSplit | None
 
 
 class DecisionEngine:
@@ -74,64 +117,260 @@ class DecisionEngine:
         encoder: OnnxEncoder,
         bundle: RouterBundle | None = None,
         limits: RequestLimits | None = None,
+        *,
+        keep_versions: int = 3,
+        static_order: Sequence[str] = (),
+        default_strategy: str = "",
+        decision_delay_s: float = 0.0,
+        keep_embeddings: bool = False,
     ) -> None:
         self.encoder = encoder
         self.limits = limits or RequestLimits()
-        self._active: _ActiveRouter | None = None
+        self.keep_versions = keep_versions
+        self.default_strategy = default_strategy
+        self._delay_s = decision_delay_s
+        self._keep_embeddings = keep_embeddings
+        self._statics: dict[str, Strategy] = {
+            CHEAPEST: CheapestStrategy(),
+            FIXED_ORDER: FixedOrderStrategy(static_order),
+            ROUND_ROBIN: RoundRobinStrategy(),
+        }
+        self._lock = threading.RLock()
+        self._versions: OrderedDict[str, LoadedVersion] = OrderedDict()  # oldest load first
+        self._history: list[str] = []  # activations, oldest first
+        self._active: str | None = None
+        self._split: TrafficSplit | None = None
+        self._routing: _Routing | None = None
+        self.decisions_total = 0
         if bundle is not None:
             self.activate(bundle)
 
+    # ---- versions -------------------------------------------------------------------
+
     @property
     def bundle(self) -> RouterBundle | None:
-        active = self._active
-        return active.bundle if active else None
+        routing = self._routing
+        return routing.active.bundle if routing and routing.active else None
+
+    @property
+    def active_version(self) -> str | None:
+        return self._active
+
+    def versions(self) -> list[LoadedVersion]:
+        with self._lock:
+            return list(self._versions.values())
+
+    def has_version(self, version: str) -> bool:
+        return version in self._versions
 
     def activate(self, bundle: RouterBundle) -> RouterBundle | None:
-        """Make ``bundle`` the one new requests use; requests in flight keep theirs."""
-        previous = self.bundle
-        # One reference assignment: atomic under the GIL, so a request sees old or new, never half.
-        self._active = _ActiveRouter(bundle, ModelIndex(bundle.manifest.candidates))
-        return previous
+        """Add ``bundle`` (already validated) and make it the default; returns the previous one."""
+        with self._lock:
+            previous = self.bundle
+            loaded = self._versions.get(bundle.version)
+            # Same version re-delivered: the freshly validated object replaces the old one.
+            if loaded is None or loaded.bundle is not bundle:
+                self._versions[bundle.version] = LoadedVersion(
+                    bundle, MLStrategy(bundle), datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                )
+            self._set_active(bundle.version)
+            return previous
 
-    def decide(self, query: RouteQuery) -> Decision:
+    def rollback(self, to: str) -> tuple[str | None, str]:
+        """Re-activate a loaded version (``"previous"`` or a name) after replaying its samples."""
+        with self._lock:
+            current = self._active
+            if to == PREVIOUS:
+                target = next(
+                    (v for v in reversed(self._history) if v != current and v in self._versions),
+                    None,
+                )
+                if target is None:
+                    raise UnknownVersion("no previous version is loaded to roll back to")
+            else:
+                target = to
+                if target not in self._versions:
+                    raise UnknownVersion(
+                        f"version {to!r} is not loaded; loaded: {list(self._versions)}"
+                    )
+            # Validated before activation: the bundle must still compute its samples.
+            reverify(self._versions[target].bundle, self.encoder)
+            self._set_active(target)
+            return current, target
+
+    def _set_active(self, version: str) -> None:
+        self._active = version
+        if version in self._history:
+            self._history.remove(version)
+        self._history.append(version)
+        self._versions.move_to_end(version)
+        self._evict()
+        self._publish()
+
+    def _evict(self) -> None:
+        pinned = {self._active}
+        if self._split is not None:
+            routing = self._routing
+            for arm in self._split.arms:
+                strategy = routing.strategies.get(arm.strategy) if routing else None
+                if isinstance(strategy, MLStrategy):
+                    pinned.add(strategy.bundle.version)
+        for version in list(self._versions):
+            if len(self._versions) <= self.keep_versions:
+                break
+            if version not in pinned:
+                del self._versions[version]
+                if version in self._history:
+                    self._history.remove(version)
+
+    # ---- strategies and splits ------------------------------------------------------
+
+    def set_split(self, arms: Sequence[tuple[str, str, float]], sticky_by: str) -> None:
+        with self._lock:
+            routing = self._require_routing()
+            self._split = make_split(arms, sticky_by, routing.strategies)
+            # Splits name strategies by key; pin what they resolve to now so a later reload
+            # does not silently move an arm ("routeiq-knn" is resolved to a version here).
+            if self._split is not None:
+                resolved = []
+                for arm in self._split.arms:
+                    strategy = routing.strategies[arm.strategy]
+                    key = strategy.key if isinstance(strategy, MLStrategy) else arm.strategy
+                    resolved.append((arm.name, key, arm.weight))
+                self._split = make_split(resolved, sticky_by, routing.strategies)
+            self._publish()
+
+    @property
+    def split(self) -> TrafficSplit | None:
+        return self._split
+
+    def strategies(self) -> tuple[tuple[StrategyInfo, ...], str]:
+        routing = self._require_routing()
+        return routing.listed, routing.default_name
+
+    def active_versions(self) -> list[str]:
+        """The default version first, then any other version a split routes to."""
+        routing = self._routing
+        if routing is None or routing.active is None:
+            return []
+        found = [routing.active.version]
+        for arm in routing.split.arms if routing.split else ():
+            strategy = routing.strategies.get(arm.strategy)
+            if isinstance(strategy, MLStrategy) and strategy.bundle.version not in found:
+                found.append(strategy.bundle.version)
+        return found
+
+    def _require_routing(self) -> _Routing:
+        routing = self._routing
+        if routing is None:
+            raise NotReady("no valid router bundle is loaded")
+        return routing
+
+    def _publish(self) -> None:
+        active = self._versions.get(self._active) if self._active else None
+        strategies: dict[str, Strategy] = dict(self._statics)
+        listed: list[StrategyInfo] = []
+        ordered = [active] if active else []
+        ordered += [v for v in reversed(self._versions.values()) if v is not active]
+        for loaded in ordered:
+            ml = loaded.strategy
+            strategies[ml.key] = ml
+            strategies.setdefault(loaded.version, ml)
+            # The bare name means the active version of that strategy, else the newest one.
+            strategies.setdefault(ml.info.name, ml)
+            listed.append(ml.info)
+        listed += [s.info for s in self._statics.values()]
+        if self.default_strategy:
+            if self.default_strategy not in strategies:
+                raise UnknownVersion(
+                    f"default_strategy {self.default_strategy!r} is not a strategy; "
+                    f"choose from {sorted(strategies)}"
+                )
+            default: Strategy | None = strategies[self.default_strategy]
+            default_name = self.default_strategy
+        else:
+            default = active.strategy if active else None
+            default_name = active.strategy.key if active else ""
+        if default is None:
+            self._routing = None
+            return
+        self._routing = _Routing(
+            strategies=strategies,
+            listed=tuple(listed),
+            default=default,
+            default_name=default_name,
+            active=active,
+            prices=active.strategy.index if active else None,
+            split=self._split,
+        )
+
+    # ---- the hot path ---------------------------------------------------------------
+
+    def decide(self, query: RouteQuery, deadline: float | None = None) -> Decision:
+        """Rank the query's candidates; ``deadline`` is a ``time.monotonic()`` instant."""
         started = time.perf_counter()
-        active = self._active
-        if active is None:
+        if deadline is not None and time.monotonic() >= deadline:
+            # Queued past its deadline: the caller has given up, so do no work for it.
+            raise DeadlineTooShort("the deadline passed while the call waited for a worker")
+        routing = self._routing
+        if routing is None:
             raise NotReady("no valid router bundle is loaded")
         validate(query, self.limits, self.encoder.dimension)
-        manifest = active.bundle.manifest
+        decision_id = str(uuid.uuid4())
+
+        arm = ""
+        if query.strategy:
+            strategy = routing.strategies.get(query.strategy)
+            if strategy is None:
+                raise InvalidRequest(
+                    f"unknown strategy {query.strategy!r}; ListStrategies names the "
+                    f"available ones: {sorted(routing.strategies)}"
+                )
+        elif routing.split is not None:
+            chosen = routing.split.choose(
+                query.user_id_hash, query.team_id_hash, query.request_id, decision_id
+            )
+            strategy, arm = routing.strategies[chosen.strategy], chosen.name
+        else:
+            strategy = routing.default
 
         tokens, truncated = 0, False
+        embedding: np.ndarray | None = None
         if query.embedding is not None:
             embedding = np.asarray(query.embedding, dtype=np.float32).reshape(1, -1)
-        else:
+        elif strategy.needs_embedding or self._keep_embeddings:
             assert query.prompt is not None  # validate() guarantees one of the two
             encoded = self.encoder.encode([query.prompt])
             embedding = encoded.embeddings
             tokens, truncated = encoded.token_counts[0], encoded.truncated[0]
         embedded = time.perf_counter()
 
-        quality = active.bundle.head.predict(embedding)[0]
-        cost_weight = (
-            query.cost_weight if query.cost_weight is not None else manifest.default_cost_weight
-        )
-        ranked = rank(query.candidates, quality, active.index, cost_weight)
+        ranking = strategy.rank(query.candidates, embedding, query.cost_weight, routing.prices)
+        if self._delay_s:
+            time.sleep(self._delay_s)
         finished = time.perf_counter()
+        info = strategy.info
+        self.decisions_total += 1  # approximate under threads; a status figure, not billing
         return Decision(
-            ranked=ranked,
-            decision_id=str(uuid.uuid4()),
-            strategy_name=manifest.strategy_name,
-            strategy_version=manifest.bundle_version,
-            bundle_version=manifest.bundle_version,
-            arm="",
+            ranked=ranking.ranked,
+            decision_id=decision_id,
+            strategy_name=info.name,
+            strategy_version=info.version,
+            bundle_version=(
+                info.bundle_version
+                if info.bundle_version
+                else (routing.active.version if routing.active else "")
+            ),
+            arm=arm,
             timings=Timings(
                 total_ms=(finished - started) * 1e3,
                 embedding_ms=(embedded - started) * 1e3,
                 strategy_ms=(finished - embedded) * 1e3,
             ),
-            selection_reason=selection_reason(ranked),
+            selection_reason=ranking.reason,
             prompt_tokens=tokens,
             prompt_truncated=truncated,
+            embedding=embedding[0] if self._keep_embeddings and embedding is not None else None,
         )
 
 

@@ -33,3 +33,11 @@ class BundleRefused(RouteIQError):
 
 class EncoderRefused(RouteIQError):
     """An encoder directory failed validation and was not loaded."""
+
+
+class UnknownVersion(RouteIQError):
+    """An admin call named a bundle version or strategy this replica does not hold."""
+
+
+class Unauthenticated(RouteIQError):
+    """An admin call came without the configured bearer token."""

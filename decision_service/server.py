@@ -1,4 +1,8 @@
-"""The gRPC server: DecisionService plus grpc.health.v1 and server reflection."""
+"""The gRPC server: DecisionService, AdminService, grpc.health.v1 and server reflection.
+
+Also owns what runs beside it: worker threads, the bundle watcher, the Prometheus
+endpoint and tracing.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import asyncio
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import grpc
 
@@ -13,20 +18,38 @@ import grpc
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+from opentelemetry.trace import TracerProvider
+from prometheus_client import start_http_server
 
-from .api.v1 import decision_pb2 as pb
-from .api.v1 import decision_pb2_grpc as pb_grpc
+from .admin import AdminOps
+from .admin_servicer import ADMIN_SERVICE, AdminServicer, AdminTokenInterceptor
+from .api.v1 import admin_pb2_grpc as admin_grpc
+from .audit import AuditLog
 from .bundle import load_bundle
 from .encoder import OnnxEncoder
 from .engine import DecisionEngine, RequestLimits
-from .servicer import DecisionServicer
+from .metrics import ServiceMetrics
+from .reload import Reloader, Watcher
+from .runner import RouteRunner
+from .servicer import DECISION_SERVICE, DecisionServicer, add_decision_service
 from .settings import ServiceSettings
+from .signing import SignaturePolicy, load_public_key
+from .telemetry import configure_tracing
 
 log = logging.getLogger(__name__)
 
-DECISION_SERVICE = pb.DESCRIPTOR.services_by_name["DecisionService"].full_name
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def signature_policy(settings: ServiceSettings) -> SignaturePolicy:
+    key = (
+        load_public_key(settings.bundle_public_key_file)
+        if settings.bundle_public_key_file is not None
+        else None
+    )
+    return SignaturePolicy(public_key=key, required=settings.require_signed_bundles)
 
 
 def build_engine(settings: ServiceSettings) -> DecisionEngine:
@@ -34,67 +57,176 @@ def build_engine(settings: ServiceSettings) -> DecisionEngine:
     encoder = OnnxEncoder(
         settings.resolved_encoder_dir(), intra_op_threads=settings.intra_op_threads
     )
-    bundle = load_bundle(settings.bundle_dir, encoder, intra_op_threads=settings.intra_op_threads)
+    bundle = load_bundle(
+        settings.bundle_dir,
+        encoder,
+        intra_op_threads=settings.intra_op_threads,
+        signatures=signature_policy(settings),
+    )
     limits = RequestLimits(
         max_prompt_chars=settings.max_prompt_chars, max_candidates=settings.max_candidates
     )
-    return DecisionEngine(encoder, bundle, limits)
+    engine = DecisionEngine(
+        encoder,
+        bundle,
+        limits,
+        keep_versions=settings.keep_versions,
+        static_order=settings.static_order,
+        default_strategy=settings.default_strategy,
+        decision_delay_s=settings.debug_decision_delay_ms / 1e3,
+        keep_embeddings=settings.telemetry_embedding,
+    )
+    if settings.traffic_split:
+        engine.set_split(
+            [(name, name, weight) for name, weight in settings.traffic_split.items()],
+            settings.split_sticky_by,
+        )
+    return engine
+
+
+def server_credentials(settings: ServiceSettings) -> grpc.ServerCredentials | None:
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    client_ca = (
+        settings.tls_client_ca_file.read_bytes()
+        if settings.tls_client_ca_file is not None
+        else None
+    )
+    return grpc.ssl_server_credentials(
+        [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
 
 
 class DecisionServer:
-    """Owns the grpc.aio server, its worker threads and the health status."""
+    """Owns the grpc.aio server, its worker threads, the watcher and the health status."""
 
-    def __init__(self, settings: ServiceSettings, engine: DecisionEngine) -> None:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        engine: DecisionEngine,
+        *,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
         self.settings = settings
         self.engine = engine
+        self.metrics = ServiceMetrics()
+        self.audit = AuditLog(settings.audit_log_path)
         self._executor = ThreadPoolExecutor(
             max_workers=settings.workers, thread_name_prefix="routeiq-decide"
         )
+        self.runner = RouteRunner(
+            engine,
+            self._executor,
+            self.metrics,
+            max_in_flight=settings.max_in_flight,
+            min_deadline_s=settings.min_deadline_ms / 1e3,
+        )
+        self.reloader = Reloader(
+            settings.bundle_dir,
+            engine,
+            engine.encoder,
+            metrics=self.metrics,
+            audit=self.audit,
+            signatures=signature_policy(settings),
+            intra_op_threads=settings.intra_op_threads,
+        )
+        self.watcher = (
+            Watcher(self.reloader, settings.reload_poll_ms / 1e3)
+            if settings.reload_poll_ms > 0
+            else None
+        )
+        self.serving = False
         self.health = health_aio.HealthServicer()
+        token = settings.admin_token.get_secret_value() if settings.admin_token else None
         self.server = grpc.aio.server(
+            interceptors=[
+                # Health probes every few seconds would drown the traces: not traced.
+                aio_server_interceptor(
+                    tracer_provider=tracer_provider,
+                    filter_=filters.negate(filters.health_check()),
+                ),
+                AdminTokenInterceptor(token, self.metrics),
+            ],
             options=[
                 ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
                 ("grpc.max_connection_age_grace_ms", 5000),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-            ]
+                ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ],
         )
-        pb_grpc.add_DecisionServiceServicer_to_server(
-            DecisionServicer(engine, self._executor), self.server
+        add_decision_service(DecisionServicer(self.runner, self.metrics), self.server)
+        ops = AdminOps(
+            engine,
+            self.reloader,
+            self.audit,
+            self.metrics,
+            in_flight=lambda: self.runner.in_flight,
+            serving=lambda: self.serving,
         )
+        admin_grpc.add_AdminServiceServicer_to_server(AdminServicer(ops, self.metrics), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
-            (DECISION_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+            (DECISION_SERVICE, ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+            self.server,
         )
-        self.port = self.server.add_insecure_port(f"{settings.host}:{settings.port}")
+        address = f"{settings.host}:{settings.port}"
+        credentials = server_credentials(settings)
+        if credentials is not None:
+            self.port = self.server.add_secure_port(address, credentials)
+        else:
+            self.port = self.server.add_insecure_port(address)
         if self.port == 0:
-            raise OSError(f"cannot bind {settings.host}:{settings.port}")
+            raise OSError(f"cannot bind {address}")
+        self._metrics_http: Any = None
 
     async def start(self) -> None:
+        if self.settings.metrics_port is not None:
+            self._metrics_http, _ = start_http_server(
+                self.settings.metrics_port,
+                addr=self.settings.metrics_host,
+                registry=self.metrics.registry,
+            )
         await self.server.start()
-        status = _SERVING if self.engine.bundle is not None else _NOT_SERVING
+        bundle = self.engine.bundle
+        if bundle is not None:
+            self.metrics.set_active(bundle.version, bundle.strategy_name)
+        self.serving = bundle is not None
+        status = _SERVING if self.serving else _NOT_SERVING
         for service in ("", DECISION_SERVICE):
             await self.health.set(service, status)
-        bundle = self.engine.bundle
+        if self.watcher is not None:
+            self.watcher.start()
         log.info(
-            "serving on %s:%d bundle=%s encoder=%s",
+            "serving on %s:%d bundle=%s encoder=%s tls=%s admin=%s metrics_port=%s",
             self.settings.host,
             self.port,
             bundle.version if bundle else None,
             self.engine.encoder.identity.digest,
+            self.settings.tls_cert_file is not None,
+            "token" if self.settings.admin_token else "disabled",
+            self.settings.metrics_port,
         )
 
     async def stop(self) -> None:
         """Turn health NOT_SERVING, refuse new calls, let calls in flight finish, then close."""
+        self.serving = False
         await self.health.enter_graceful_shutdown()
+        if self.watcher is not None:
+            await asyncio.to_thread(self.watcher.stop)
         await self.server.stop(self.settings.shutdown_grace_s)
         self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._metrics_http is not None:
+            self._metrics_http.shutdown()
         log.info("stopped")
 
 
 async def serve(settings: ServiceSettings) -> None:
     engine = build_engine(settings)
-    server = DecisionServer(settings, engine)
+    provider = configure_tracing()
+    server = DecisionServer(settings, engine, tracer_provider=provider)
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -103,3 +235,5 @@ async def serve(settings: ServiceSettings) -> None:
     await stop.wait()
     log.info("signal received: draining for up to %.1fs", settings.shutdown_grace_s)
     await server.stop()
+    if provider is not None:
+        provider.shutdown()  # flush the last spans

@@ -1,10 +1,15 @@
-"""Settings of the decision service: explicit argument beats ROUTEIQ_* env beats default."""
+"""Settings of the decision service: explicit argument beats ROUTEIQ_* env beats default.
+
+This is the one settings object of the service; every field is documented in the README's
+configuration table.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -12,7 +17,8 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ROUTEIQ_", extra="ignore")
 
     bundle_dir: Path = Field(
-        description="Router bundle directory to serve (a symlink or pointer path is fine)."
+        description="Router bundle directory to serve (a symlink or pointer path is fine); "
+        "watched for changes when reload_poll_ms > 0."
     )
     encoder_dir: Path | None = Field(
         default=None,
@@ -29,6 +35,12 @@ class ServiceSettings(BaseSettings):
         default=200_000, ge=1, description="Longer prompts are refused with INVALID_ARGUMENT."
     )
     max_candidates: int = Field(default=256, ge=1, description="Most candidates per request.")
+    max_message_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest request message gRPC accepts; larger ones get RESOURCE_EXHAUSTED "
+        "from gRPC itself.",
+    )
     shutdown_grace_s: float = Field(
         default=10.0, ge=0, description="On SIGTERM, time calls in flight get to finish."
     )
@@ -39,6 +51,112 @@ class ServiceSettings(BaseSettings):
         "and spread over new pods.",
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+
+    # Load and deadlines.
+    max_in_flight: int = Field(
+        default=64,
+        ge=1,
+        description="Route calls admitted at once (running or queued for a worker); more are "
+        "refused at once with RESOURCE_EXHAUSTED so the gateway falls back.",
+    )
+    min_deadline_ms: float = Field(
+        default=1.0,
+        ge=0,
+        description="A call arriving with less time left than this is refused at once with "
+        "DEADLINE_EXCEEDED.",
+    )
+
+    # Hot reload and versions.
+    reload_poll_ms: int = Field(
+        default=500,
+        ge=0,
+        description="How often the bundle pointer is checked for a new bundle; 0 turns "
+        "watching off (Reload still works).",
+    )
+    keep_versions: int = Field(
+        default=3, ge=1, description="Loaded bundle versions kept ready for rollback and splits."
+    )
+
+    # Strategies and splits.
+    default_strategy: str = Field(
+        default="",
+        description="Strategy used when a request names none and no split is active; empty: "
+        "the active bundle's ML strategy.",
+    )
+    static_order: list[str] = Field(
+        default_factory=list,
+        description="Model names the `fixed-order` strategy prefers, best first (JSON list).",
+    )
+    traffic_split: dict[str, float] = Field(
+        default_factory=dict,
+        description='Split at start, strategy -> weight (JSON, e.g. {"routeiq-knn@v1": 90, '
+        '"cheapest": 10}); the arm is named after the strategy.',
+    )
+    split_sticky_by: Literal["user", "team", "request"] = Field(
+        default="user", description="Which hash keeps a caller on one arm of traffic_split."
+    )
+
+    # Admin.
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token the AdminService requires; unset: every admin call is "
+        "refused with UNAUTHENTICATED.",
+    )
+    audit_log_path: Path | None = Field(
+        default=None,
+        description="Admin audit log (JSON lines, appended); entries are also logged.",
+    )
+
+    # Telemetry.
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Prometheus /metrics HTTP port; unset: no metrics endpoint.",
+    )
+    metrics_host: str = Field(default="0.0.0.0", description="Address /metrics binds.")
+    telemetry_embedding: bool = Field(
+        default=False,
+        description="Attach the int8-quantized query embedding to each decision event "
+        "(for training; off by default).",
+    )
+
+    # Security.
+    tls_cert_file: Path | None = Field(
+        default=None, description="PEM server certificate chain; with tls_key_file turns TLS on."
+    )
+    tls_key_file: Path | None = Field(default=None, description="PEM private key of the server.")
+    tls_client_ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA bundle; when set, clients must present a certificate it signed "
+        "(mutual TLS).",
+    )
+    bundle_public_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 public key (PEM) that bundle signatures (manifest.sig) must verify "
+        "against.",
+    )
+    require_signed_bundles: bool = Field(
+        default=False,
+        description="Refuse bundles without a valid signature by bundle_public_key_file.",
+    )
+
+    debug_decision_delay_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="Testing only: every decision sleeps this long on its worker, so tests "
+        "can hold calls in flight.",
+    )
+
+    @model_validator(mode="after")
+    def _check_pairs(self) -> ServiceSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both tls_cert_file and tls_key_file, or neither")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mutual TLS) needs tls_cert_file/tls_key_file")
+        if self.require_signed_bundles and self.bundle_public_key_file is None:
+            raise ValueError("require_signed_bundles needs bundle_public_key_file")
+        return self
 
     def resolved_encoder_dir(self) -> Path:
         return (

@@ -12,6 +12,8 @@ from .errors import (
     NotReady,
     Overloaded,
     RouteIQError,
+    Unauthenticated,
+    UnknownVersion,
 )
 
 _STATUS_BY_ERROR: dict[type[RouteIQError], grpc.StatusCode] = {
@@ -21,6 +23,8 @@ _STATUS_BY_ERROR: dict[type[RouteIQError], grpc.StatusCode] = {
     DeadlineTooShort: grpc.StatusCode.DEADLINE_EXCEEDED,
     BundleRefused: grpc.StatusCode.FAILED_PRECONDITION,
     EncoderRefused: grpc.StatusCode.FAILED_PRECONDITION,
+    UnknownVersion: grpc.StatusCode.NOT_FOUND,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
 }
 
 

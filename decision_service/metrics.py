@@ -1,0 +1,94 @@
+"""Prometheus metrics of one service instance (names are a contract with the dashboards).
+
+Each instance owns its ``CollectorRegistry`` so in-process tests never share counters.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Decision latency is a few ms; buckets resolve 0.5 ms..1 s around the 10 ms p99 target.
+_LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+)
+
+METRIC_NAMES = (
+    "routeiq_decision_latency_seconds",
+    "routeiq_selections_total",
+    "routeiq_errors_total",
+    "routeiq_in_flight_requests",
+    "routeiq_active_bundle_info",
+    "routeiq_bundle_reloads_total",
+    "routeiq_bundles_refused_total",
+    "routeiq_outcomes_total",
+)
+
+
+class ServiceMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.latency = Histogram(
+            "routeiq_decision_latency_seconds",
+            "Time to make one decision on the worker (validate, embed, rank), by strategy.",
+            ["strategy"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.selections = Counter(
+            "routeiq_selections",
+            "Decisions whose top candidate is this model.",
+            ["model"],
+            registry=r,
+        )
+        self.errors = Counter(
+            "routeiq_errors",
+            "Calls answered with a non-OK gRPC status, by code.",
+            ["code"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "routeiq_in_flight_requests", "Route calls admitted and not yet answered.", registry=r
+        )
+        self.active_bundle = Gauge(
+            "routeiq_active_bundle_info",
+            "1 for the bundle version new requests use by default.",
+            ["version", "strategy"],
+            registry=r,
+        )
+        self.reloads = Counter(
+            "routeiq_bundle_reloads",
+            "Bundle loads by result (loaded, unchanged, refused).",
+            ["result"],
+            registry=r,
+        )
+        self.refused = Counter(
+            "routeiq_bundles_refused",
+            "Bundles refused by validation, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.outcomes = Counter(
+            "routeiq_outcomes",
+            "Outcomes reported by gateways (RecordOutcome), by status.",
+            ["status"],
+            registry=r,
+        )
+
+    def set_active(self, version: str, strategy: str) -> None:
+        # One series at 1: clear the old label set so a dashboard never shows two actives.
+        self.active_bundle.clear()
+        self.active_bundle.labels(version=version, strategy=strategy).set(1)

@@ -1,0 +1,128 @@
+"""Admission, deadlines, worker threads, metrics and telemetry around the engine.
+
+Async but transport-free: the servicer hands it a query and the caller's remaining time.
+A call is refused at once (RESOURCE_EXHAUSTED) when ``max_in_flight`` calls are already
+admitted, and (DEADLINE_EXCEEDED) when it arrives with less than ``min_deadline`` left or
+its deadline passes before a worker answers, so a gateway falls back immediately instead
+of queueing behind work it will not wait for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from opentelemetry import trace
+
+from .engine import Decision, DecisionEngine, RouteQuery
+from .errors import DeadlineTooShort, InvalidRequest, Overloaded
+from .metrics import ServiceMetrics
+from .telemetry import ATTR_DECISION_ID, emit_decision_event
+
+log = logging.getLogger(__name__)
+
+OUTCOME_STATUSES = ("success", "failure", "fallback", "error", "timeout")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    decision_id: str
+    deployment_id: str
+    model_name: str
+    status: str
+    input_tokens: int
+    output_tokens: int
+    latency_ms: float
+    cost_usd: float | None
+    fallback: bool
+    fallback_reason: str
+    error_type: str
+
+
+class RouteRunner:
+    def __init__(
+        self,
+        engine: DecisionEngine,
+        executor: Executor,
+        metrics: ServiceMetrics,
+        *,
+        max_in_flight: int,
+        min_deadline_s: float,
+    ) -> None:
+        self.engine = engine
+        self.executor = executor
+        self.metrics = metrics
+        self.max_in_flight = max_in_flight
+        self.min_deadline_s = min_deadline_s
+        self.in_flight = 0  # touched only on the event loop thread
+
+    async def route(self, query: RouteQuery, time_remaining_s: float | None) -> Decision:
+        if self.in_flight >= self.max_in_flight:
+            raise Overloaded(
+                f"{self.in_flight} calls in flight (limit {self.max_in_flight}); fall back or retry"
+            )
+        if time_remaining_s is not None and time_remaining_s < self.min_deadline_s:
+            raise DeadlineTooShort(
+                f"{time_remaining_s * 1e3:.2f} ms left, less than the "
+                f"{self.min_deadline_s * 1e3:.2f} ms a decision needs"
+            )
+        deadline = time.monotonic() + time_remaining_s if time_remaining_s is not None else None
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.executor, self.engine.decide, query, deadline)
+        self._admit(future)
+        try:
+            # shield: a timed-out wait must not cancel the bookkeeping of work already queued.
+            decision = await asyncio.wait_for(asyncio.shield(future), timeout=time_remaining_s)
+        except TimeoutError:
+            raise DeadlineTooShort("no decision within the caller's deadline") from None
+        self.metrics.latency.labels(strategy=decision.strategy_name).observe(
+            decision.timings.total_ms / 1e3
+        )
+        self.metrics.selections.labels(model=decision.ranked[0].model_name).inc()
+        emit_decision_event(decision, query)
+        return decision
+
+    def _admit(self, future: asyncio.Future[Decision]) -> None:
+        # In flight until the worker is done, not until the caller stops waiting: the bound
+        # is on work the workers still have to do.
+        self.in_flight += 1
+        self.metrics.in_flight.inc()
+
+        def release(done: asyncio.Future[Decision]) -> None:
+            self.in_flight -= 1
+            self.metrics.in_flight.dec()
+            if not done.cancelled():
+                done.exception()  # mark a late failure as retrieved; the caller saw its own
+
+        future.add_done_callback(release)
+
+    def record_outcome(self, outcome: Outcome) -> None:
+        if not outcome.decision_id:
+            raise InvalidRequest("decision_id is empty: send RouteResponse.decision_id")
+        if outcome.status not in OUTCOME_STATUSES:
+            raise InvalidRequest(
+                f"status {outcome.status!r} must be one of {list(OUTCOME_STATUSES)}"
+            )
+        if outcome.input_tokens < 0 or outcome.output_tokens < 0:
+            raise InvalidRequest("token counts must be >= 0")
+        if not math.isfinite(outcome.latency_ms) or outcome.latency_ms < 0:
+            raise InvalidRequest("latency_ms must be finite and >= 0")
+        self.metrics.outcomes.labels(status=outcome.status).inc()
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attribute(ATTR_DECISION_ID, outcome.decision_id)
+            span.set_attributes(
+                {
+                    "routeiq.outcome.status": outcome.status,
+                    "routeiq.outcome.deployment_id": outcome.deployment_id,
+                    "routeiq.outcome.model_name": outcome.model_name,
+                    "routeiq.outcome.input_tokens": outcome.input_tokens,
+                    "routeiq.outcome.output_tokens": outcome.output_tokens,
+                    "routeiq.outcome.latency_ms": outcome.latency_ms,
+                    "routeiq.outcome.fallback": outcome.fallback,
+                }
+            )
