@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from .bundle import RouterBundle, reverify
+from .embedding_front import EmbeddingFront
 from .encoder import OnnxEncoder
 from .errors import DeadlineTooShort, InvalidRequest, NotReady, UnknownVersion
 from .policy import CandidateIn, ModelIndex, RankedCandidate
@@ -123,8 +124,12 @@ class DecisionEngine:
         default_strategy: str = "",
         decision_delay_s: float = 0.0,
         keep_embeddings: bool = False,
+        front: EmbeddingFront | None = None,
     ) -> None:
         self.encoder = encoder
+        # The hot path embeds through the front (cache, batching); bundle validation always
+        # uses the encoder itself.
+        self.front = front or EmbeddingFront(encoder)
         self.limits = limits or RequestLimits()
         self.keep_versions = keep_versions
         self.default_strategy = default_strategy
@@ -340,7 +345,7 @@ class DecisionEngine:
             embedding = np.asarray(query.embedding, dtype=np.float32).reshape(1, -1)
         elif strategy.needs_embedding or self._keep_embeddings:
             assert query.prompt is not None  # validate() guarantees one of the two
-            encoded = self.encoder.encode([query.prompt])
+            encoded = self.front.encode([query.prompt])
             embedding = encoded.embeddings
             tokens, truncated = encoded.token_counts[0], encoded.truncated[0]
         embedded = time.perf_counter()

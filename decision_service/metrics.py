@@ -5,7 +5,13 @@ Each instance owns its ``CollectorRegistry`` so in-process tests never share cou
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .embedding_front import FrontStats
 
 # Decision latency is a few ms; buckets resolve 0.5 ms..1 s around the 10 ms p99 target.
 _LATENCY_BUCKETS = (
@@ -34,7 +40,35 @@ METRIC_NAMES = (
     "routeiq_bundle_reloads_total",
     "routeiq_bundles_refused_total",
     "routeiq_outcomes_total",
+    "routeiq_embedding_cache_requests_total",
+    "routeiq_encoder_runs_total",
+    "routeiq_encoder_prompts_total",
 )
+
+
+class _FrontCollector(Collector):
+    """Reads the embedding front's counters at scrape time (no work on the hot path)."""
+
+    def __init__(self, stats: FrontStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        cache = CounterMetricFamily(
+            "routeiq_embedding_cache_requests",
+            "Prompt embedding cache lookups by result (hit rate = hit / (hit + miss)).",
+            labels=["result"],
+        )
+        cache.add_metric(["hit"], self._stats.cache_hits)
+        cache.add_metric(["miss"], self._stats.cache_misses)
+        yield cache
+        yield CounterMetricFamily(
+            "routeiq_encoder_runs", "Encoder graph runs.", value=self._stats.runs
+        )
+        yield CounterMetricFamily(
+            "routeiq_encoder_prompts",
+            "Prompts embedded (prompts / runs = mean batch size).",
+            value=self._stats.prompts_encoded,
+        )
 
 
 class ServiceMetrics:
@@ -92,3 +126,6 @@ class ServiceMetrics:
         # One series at 1: clear the old label set so a dashboard never shows two actives.
         self.active_bundle.clear()
         self.active_bundle.labels(version=version, strategy=strategy).set(1)
+
+    def watch_front(self, stats: FrontStats) -> None:
+        self.registry.register(_FrontCollector(stats))

@@ -27,6 +27,7 @@ from .admin_servicer import ADMIN_SERVICE, AdminServicer, AdminTokenInterceptor
 from .api.v1 import admin_pb2_grpc as admin_grpc
 from .audit import AuditLog
 from .bundle import load_bundle
+from .embedding_front import EmbeddingFront
 from .encoder import OnnxEncoder
 from .engine import DecisionEngine, RequestLimits
 from .metrics import ServiceMetrics
@@ -75,6 +76,12 @@ def build_engine(settings: ServiceSettings) -> DecisionEngine:
         default_strategy=settings.default_strategy,
         decision_delay_s=settings.debug_decision_delay_ms / 1e3,
         keep_embeddings=settings.telemetry_embedding,
+        front=EmbeddingFront(
+            encoder,
+            cache_size=settings.embedding_cache_size,
+            max_batch=settings.encoder_batch_max,
+            max_parallel=settings.encoder_parallel_runs,
+        ),
     )
     if settings.traffic_split:
         engine.set_split(
@@ -112,6 +119,7 @@ class DecisionServer:
         self.settings = settings
         self.engine = engine
         self.metrics = ServiceMetrics()
+        self.metrics.watch_front(engine.front.stats)
         self.audit = AuditLog(settings.audit_log_path)
         self._executor = ThreadPoolExecutor(
             max_workers=settings.workers, thread_name_prefix="routeiq-decide"
