@@ -28,20 +28,22 @@ class ServiceSettings(BaseSettings):
     host: str = Field(default="0.0.0.0", description="Address the gRPC server binds.")
     port: int = Field(default=50051, ge=0, le=65535, description="gRPC port (0 picks a free one).")
     workers: int = Field(
-        default=8,
+        default=2,
         ge=1,
-        description="Threads that run decisions off the event loop. More threads than "
-        "encoder_parallel_runs lets concurrent prompts queue and share one encoder run.",
+        description="Threads that run decisions off the event loop (one per core). With "
+        "encoder batching on, more threads than encoder_parallel_runs let concurrent "
+        "prompts queue and share one encoder run.",
     )
     intra_op_threads: int = Field(default=1, ge=1, description="onnxruntime threads per graph run.")
     encoder_parallel_runs: int = Field(
         default=2, ge=1, description="Encoder runs at once (one per core uses the machine)."
     )
     encoder_batch_max: int = Field(
-        default=8,
+        default=1,
         ge=1,
-        description="Most prompts one encoder run takes from the queue under load; 1 turns "
-        "batching off. Nobody waits for a batch to fill, so idle latency is unchanged.",
+        description="Most prompts one encoder run takes from the queue under load; 1 (the "
+        "default, see README Performance) turns batching off. Nobody waits for a batch to "
+        "fill, so idle latency is unchanged.",
     )
     embedding_cache_size: int = Field(
         default=4096,

@@ -144,16 +144,54 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def over_grpc(artifacts: Path, seconds: float, levels: list[int]) -> dict[str, object]:
+def start_service(artifacts: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     address = f"127.0.0.1:{port}"
     service = subprocess.Popen(
         [sys.executable, "-m", "decision_service", "--bundle", str(artifacts / "knn"),
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING"],
         cwd=REPO,
+        env={**os.environ, **env},
     )  # fmt: skip
+    wait_serving(address, 120, alive=lambda: service.poll() is None)
+    return service, address
+
+
+def batching_sweep(artifacts: Path, seconds: float, levels: list[int]) -> list[object]:
+    """The same sweep with encoder batching on (8 prompts a run, 8 worker threads)."""
+    service, address = start_service(artifacts, ROUTEIQ_ENCODER_BATCH_MAX="8", ROUTEIQ_WORKERS="8")
     try:
-        wait_serving(address, 120, alive=lambda: service.poll() is None)
+        args = [str(c) for c in levels]
+        return client(
+            address, "--klass", "short", "--concurrency", *args, "--seconds", str(seconds)
+        )["levels"]
+    finally:
+        service.terminate()
+        service.wait(30)
+
+
+def cache_hit_latency(encoder_dir: Path, bundle_dir: Path) -> dict[str, float]:
+    """A repeated prompt (system prompt, retry) with the embedding cache on."""
+    settings = ServiceSettings(
+        bundle_dir=bundle_dir, encoder_dir=encoder_dir, embedding_cache_size=1024
+    )
+    engine = build_engine(settings)
+    prompt = CLASSES["paragraph"][0]
+    query = RouteQuery(prompt=prompt, candidates=CANDIDATES)
+    t = time.perf_counter()
+    engine.decide(query)
+    miss_ms = (time.perf_counter() - t) * 1e3
+    ms = []
+    for _ in range(200):
+        t = time.perf_counter()
+        engine.decide(query)
+        ms.append((time.perf_counter() - t) * 1e3)
+    return {"miss_ms": miss_ms, **pct(ms)}
+
+
+def over_grpc(artifacts: Path, seconds: float, levels: list[int]) -> dict[str, object]:
+    service, address = start_service(artifacts)
+    try:
         out: dict[str, object] = {"rss_mb": rss_mb(service.pid)}
         for klass in CLASSES:
             out[klass] = client(address, "--klass", klass, "--sequential", str(SEQUENTIAL[klass]))[
@@ -171,6 +209,8 @@ def over_grpc(artifacts: Path, seconds: float, levels: list[int]) -> dict[str, o
 
 
 def main() -> int:
+    # The prompt set repeats, so every figure but cache_hit is taken with the cache off.
+    os.environ["ROUTEIQ_EMBEDDING_CACHE_SIZE"] = "0"
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"))
     parser.add_argument("--out", type=Path, default=Path("bench-results.json"))
@@ -189,8 +229,11 @@ def main() -> int:
     }
     print("in-process baseline ...", flush=True)
     figures["in_process"] = in_process(artifacts / "encoder", artifacts / "knn", args.seconds)
+    figures["cache_hit"] = cache_hit_latency(artifacts / "encoder", artifacts / "knn")
     print("gRPC from a separate client process ...", flush=True)
     figures["grpc"] = over_grpc(artifacts, args.seconds, args.levels)
+    print("gRPC with encoder batching on ...", flush=True)
+    figures["grpc_batching_levels_short"] = batching_sweep(artifacts, args.seconds, args.levels)
     if not args.skip_seeds:
         print("the seeds' approach (torch sentence-transformers + scikit-learn) ...", flush=True)
         figures["seeds"] = seeds_approach(artifacts)
