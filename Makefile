@@ -44,7 +44,7 @@ bench: $(ARTIFACTS)/.built
 serve: $(ARTIFACTS)/.built
 	$(PY) -m decision_service --bundle $(ARTIFACTS)/knn --port $(PORT)
 
-test: $(VENV)/.installed check-proto
+test: $(VENV)/.installed check-proto proxy-venv
 	$(PY) -m pytest -q -p no:cacheprovider
 
 unit: $(VENV)/.installed
@@ -70,3 +70,42 @@ lock: $(VENV)/.installed
 
 clean:
 	rm -rf $(ARTIFACTS) .cache build *.egg-info
+
+# Deploy checks (no cluster, no Docker): every overlay renders with kubectl kustomize and
+# validates against the Kubernetes schemas offline; tests/deploy asserts the manifests'
+# properties; the dashboard's and alerts' metrics exist in a live /metrics scrape.
+.PHONY: check-deploy
+check-deploy: $(VENV)/.installed
+	$(PY) -m pytest -q -p no:cacheprovider tests/deploy tests/integration/test_deploy_metrics.py
+
+# A second venv with the LiteLLM proxy (litellm[proxy] pins versions the main venv does not use)
+# and this repo installed without deps; tests/integration/test_proxy_*.py start its `litellm`.
+PROXY_VENV := .venv-proxy
+PROXY_LITELLM ?= 1.108.7
+
+$(PROXY_VENV)/.installed: pyproject.toml
+	test -x $(PROXY_VENV)/bin/python || $(PYTHON) -m venv $(PROXY_VENV)
+	$(PROXY_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PROXY_VENV)/bin/python -m pip install --quiet 'litellm[proxy]==$(PROXY_LITELLM)' \
+		'grpcio>=1.70' 'protobuf>=6.31' 'pydantic-settings>=2.3' 'prometheus-client>=0.20' \
+		'opentelemetry-api>=1.25' 'opentelemetry-sdk>=1.25'
+	$(PROXY_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+.PHONY: proxy-venv
+proxy-venv: $(PROXY_VENV)/.installed
+
+# Routing quality on RouteLLM's MMLU CSVs: every router family trained on one half, evaluated
+# on the other, beside random, oracle, single models and RouteLLM's published figures.
+# Embeddings are cached in .cache/embeddings (keyed by encoder and text hash).
+DATA ?= ../shared/data/routellm-mmlu
+.PHONY: bench-quality
+bench-quality: $(VENV)/.installed
+	$(PY) -m trainer encoder --out $(ARTIFACTS)/encoder
+	$(PY) -m trainer bench-quality --data $(DATA) --encoder $(ARTIFACTS)/encoder \
+		--out $(ARTIFACTS)/bench-quality --cache .cache/embeddings
+
+# What the LiteLLM strategy adds over a bare Route call, and the open-breaker pick (prints p50/p99).
+.PHONY: bench-gateway
+bench-gateway: $(ARTIFACTS)/.built
+	$(PY) -m gateway_client.bench_overhead --bundle $(ARTIFACTS)/knn

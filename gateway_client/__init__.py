@@ -7,7 +7,8 @@ Typical use::
 
     strategy = install(router, GatewayClientSettings(target="dns:///routeiq:50051"))
 
-``gateway_client.strategy`` imports LiteLLM; the other modules do not.
+``gateway_client.strategy``, ``callback`` and ``proxy`` import LiteLLM; the other modules do not.
+In the LiteLLM proxy, name ``gateway_client.proxy.handler`` under ``litellm_settings.callbacks``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .breaker import BreakerState, CircuitBreaker
 from .client import DecisionClient, ErrorKind, RouteCaller, classify_error
 from .fallback import (
+    CheapestFallback,
     FallbackPolicy,
     OrderedFallback,
     WeightedShuffleFallback,
@@ -59,6 +61,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "METADATA_KEY",
     "BreakerState",
+    "CheapestFallback",
     "CircuitBreaker",
     "DecisionClient",
     "ErrorKind",

@@ -13,6 +13,7 @@ import enum
 import json
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import grpc
@@ -32,6 +33,7 @@ DEFAULT_CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 0),
+    ("grpc.http2.max_pings_without_data", 0),
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.min_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2_000),
@@ -73,25 +75,66 @@ def classify_error(error: BaseException) -> ErrorKind:
     return ErrorKind.FAILURE
 
 
+# Targets that resolve to several addresses: balanced round-robin over all of them
+# ("ipv4:"/"ipv6:" take a comma-separated address list).
+BALANCED_SCHEMES = ("dns:", "ipv4:", "ipv6:")
+
+
 def channel_options(target: str, extra: Sequence[tuple[str, Any]] = ()) -> list[tuple[str, Any]]:
     """The channel options for ``target``: keepalive and reconnect tuning, round-robin over
-    every resolved address for a ``dns:`` target, then ``extra`` (which wins)."""
+    every resolved address for a ``dns:`` (or ``ipv4:``/``ipv6:`` list) target, then ``extra``
+    (which wins)."""
     options: dict[str, Any] = dict(DEFAULT_CHANNEL_OPTIONS)
-    if target.startswith("dns:"):
+    if target.startswith(BALANCED_SCHEMES):
         options["grpc.service_config"] = ROUND_ROBIN_SERVICE_CONFIG
     options.update(dict(extra))
     return list(options.items())
+
+
+Metadata = Sequence[tuple[str, str]]
+
+
+def read_pem(path: Path | None) -> bytes | None:
+    return None if path is None else path.read_bytes()
+
+
+def make_channel(settings: GatewayClientSettings) -> grpc.Channel:
+    """A channel to ``settings.target``: TLS (mutual when a client certificate is set) or
+    plaintext, with keepalive and round-robin balancing for multi-address targets."""
+    extra: list[tuple[str, Any]] = [
+        ("grpc.keepalive_time_ms", settings.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", settings.keepalive_timeout_ms),
+    ]
+    if not settings.uses_tls:
+        options = channel_options(settings.target, extra)
+        return grpc.insecure_channel(settings.target, options=options)
+    if settings.tls_server_name:
+        extra.append(("grpc.ssl_target_name_override", settings.tls_server_name))
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=read_pem(settings.tls_ca_file),
+        private_key=read_pem(settings.tls_key_file),
+        certificate_chain=read_pem(settings.tls_cert_file),
+    )
+    return grpc.secure_channel(
+        settings.target, credentials, options=channel_options(settings.target, extra)
+    )
 
 
 class RouteCaller(Protocol):
     """What the routing strategy needs from a client (``DecisionClient``, or a test double)."""
 
     def route(
-        self, request: decision_pb2.RouteRequest, timeout_s: float
+        self,
+        request: decision_pb2.RouteRequest,
+        timeout_s: float,
+        metadata: Metadata | None = None,
     ) -> decision_pb2.RouteResponse: ...
 
     async def route_async(
-        self, request: decision_pb2.RouteRequest, timeout_s: float
+        self,
+        request: decision_pb2.RouteRequest,
+        timeout_s: float,
+        metadata: Metadata | None = None,
     ) -> decision_pb2.RouteResponse: ...
 
 
@@ -112,32 +155,54 @@ class DecisionClient:
             if channel is not None
             else grpc.insecure_channel(target, options=channel_options(target, options))
         )
-        self._route = decision_pb2_grpc.DecisionServiceStub(self._channel).Route
+        stub = decision_pb2_grpc.DecisionServiceStub(self._channel)
+        self._route = stub.Route
+        self._record_outcome = stub.RecordOutcome
 
     @classmethod
     def from_settings(cls, settings: GatewayClientSettings) -> DecisionClient:
-        return cls(settings.target)
+        client = cls(settings.target, channel=make_channel(settings))
+        client._owns_channel = True
+        return client
 
     @property
     def target(self) -> str:
         return self._target
 
     def route(
-        self, request: decision_pb2.RouteRequest, timeout_s: float
+        self,
+        request: decision_pb2.RouteRequest,
+        timeout_s: float,
+        metadata: Metadata | None = None,
     ) -> decision_pb2.RouteResponse:
-        """Rank ``request``'s candidates, blocking for at most ``timeout_s``. Raises
-        ``grpc.RpcError`` on failure (see :func:`classify_error`)."""
-        response: decision_pb2.RouteResponse = self._route(request, timeout=timeout_s)
+        """Rank ``request``'s candidates, blocking for at most ``timeout_s``. ``metadata`` (e.g.
+        the W3C ``traceparent``) is sent as gRPC metadata. Raises ``grpc.RpcError`` on failure
+        (see :func:`classify_error`)."""
+        response: decision_pb2.RouteResponse = self._route(
+            request, timeout=timeout_s, metadata=metadata
+        )
         return response
 
+    def record_outcome(
+        self,
+        request: decision_pb2.RecordOutcomeRequest,
+        timeout_s: float,
+        metadata: Metadata | None = None,
+    ) -> None:
+        """Report one request's outcome. Raises ``grpc.RpcError`` on failure."""
+        self._record_outcome(request, timeout=timeout_s, metadata=metadata)
+
     async def route_async(
-        self, request: decision_pb2.RouteRequest, timeout_s: float
+        self,
+        request: decision_pb2.RouteRequest,
+        timeout_s: float,
+        metadata: Metadata | None = None,
     ) -> decision_pb2.RouteResponse:
         """``route`` for a coroutine: awaits the call without blocking the running loop.
         Cancelling the awaiting task cancels the RPC."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[decision_pb2.RouteResponse] = loop.create_future()
-        call = self._route.future(request, timeout=timeout_s)
+        call = self._route.future(request, timeout=timeout_s, metadata=metadata)
 
         def _settle(done: grpc.Future) -> None:
             if waiter.done():

@@ -11,6 +11,8 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
+from .request import cost_per_million_tokens
+
 Deployment = Mapping[str, Any]
 D = TypeVar("D", bound=Deployment)
 
@@ -77,10 +79,38 @@ class WeightedShuffleFallback:
         return self._rng.choices(list(deployments), weights=weights, k=1)[0]
 
 
+class CheapestFallback:
+    """The deployment with the lowest price per token (``input_cost_per_token`` and
+    ``output_cost_per_token`` averaged, from ``model_info`` else ``litellm_params``).
+    Deployments without a price come after every priced one; ties keep the router's order."""
+
+    name = "cheapest"
+
+    def choose(self, deployments: Sequence[D]) -> D:
+        _require_some(deployments)
+        best = deployments[0]
+        best_cost = _cost_key(best)
+        for deployment in deployments[1:]:
+            cost = _cost_key(deployment)
+            if cost < best_cost:
+                best, best_cost = deployment, cost
+        return best
+
+
+def _cost_key(deployment: Deployment) -> float:
+    cost = cost_per_million_tokens(deployment)
+    return math.inf if cost is None else cost
+
+
+POLICY_NAMES = (OrderedFallback.name, WeightedShuffleFallback.name, CheapestFallback.name)
+
+
 def make_fallback_policy(name: str, *, rng: random.Random | None = None) -> FallbackPolicy:
-    """The policy called ``name`` ("ordered" or "weighted_shuffle")."""
+    """The policy called ``name`` ("ordered", "weighted_shuffle" or "cheapest")."""
     if name == OrderedFallback.name:
         return OrderedFallback()
     if name == WeightedShuffleFallback.name:
         return WeightedShuffleFallback(rng)
-    raise ValueError(f"unknown fallback policy {name!r}; expected 'ordered' or 'weighted_shuffle'")
+    if name == CheapestFallback.name:
+        return CheapestFallback()
+    raise ValueError(f"unknown fallback policy {name!r}; expected one of {', '.join(POLICY_NAMES)}")

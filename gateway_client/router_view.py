@@ -21,7 +21,7 @@ Deployment = Mapping[str, Any]
 def deployment_id(deployment: Deployment) -> str | None:
     """The deployment's ``model_info.id``, if it has one."""
     info = deployment.get("model_info")
-    if not isinstance(info, Mapping):
+    if type(info) is not dict and not isinstance(info, Mapping):
         return None
     value = info.get("id")
     return None if value is None else str(value)

@@ -6,12 +6,13 @@ Precedence: an explicit constructor argument beats the environment, which beats 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-FallbackPolicyName = Literal["ordered", "weighted_shuffle"]
+FallbackPolicyName = Literal["ordered", "weighted_shuffle", "cheapest"]
 
 
 class GatewayClientSettings(BaseSettings):
@@ -56,7 +57,10 @@ class GatewayClientSettings(BaseSettings):
         description=(
             "How a deployment is picked without the service: 'ordered' takes the first healthy "
             "deployment of the group, 'weighted_shuffle' draws one at random weighted by "
-            "litellm_params.weight or model_info.weight (default 1), like LiteLLM's simple-shuffle."
+            "litellm_params.weight or model_info.weight (default 1), like LiteLLM's "
+            "simple-shuffle; "
+            "'cheapest' takes the deployment with the lowest input+output price per token "
+            "(model_info, else litellm_params; unpriced deployments last, ties in group order)."
         ),
     )
     cost_weight: float | None = Field(
@@ -76,6 +80,64 @@ class GatewayClientSettings(BaseSettings):
             "environment: a JSON list or a comma-separated string."
         ),
     )
+
+    keepalive_time_ms: int = Field(
+        default=30_000,
+        ge=1_000,
+        description="Interval of HTTP/2 keepalive pings while calls are in flight.",
+    )
+    keepalive_timeout_ms: int = Field(
+        default=5_000,
+        ge=100,
+        description="How long a keepalive ping may go unanswered before the connection is dropped.",
+    )
+    tls: bool = Field(
+        default=False,
+        description=(
+            "Connect over TLS. Implied when tls_ca_file or a client certificate is set; without "
+            "tls_ca_file the system roots verify the server."
+        ),
+    )
+    tls_ca_file: Path | None = Field(
+        default=None, description="PEM file of the CA(s) that signed the service's certificate."
+    )
+    tls_cert_file: Path | None = Field(
+        default=None, description="PEM client certificate for mutual TLS (with tls_key_file)."
+    )
+    tls_key_file: Path | None = Field(default=None, description="PEM private key of tls_cert_file.")
+    tls_server_name: str | None = Field(
+        default=None,
+        description=(
+            "Name to verify the service's certificate against when it differs from the target's "
+            "host (grpc.ssl_target_name_override)."
+        ),
+    )
+    record_outcomes: bool = Field(
+        default=False,
+        description=(
+            "Also send each request's outcome to DecisionService.RecordOutcome, off the request "
+            "path through a bounded queue (the OTel span event is always emitted)."
+        ),
+    )
+    outcome_queue_size: int = Field(
+        default=10_000,
+        ge=1,
+        description="Outcomes waiting to be sent; when full, new ones are dropped and counted.",
+    )
+    outcome_deadline_ms: float = Field(
+        default=1_000.0, gt=0, description="Deadline of one RecordOutcome call."
+    )
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> GatewayClientSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be set together")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether the channel is a TLS channel."""
+        return self.tls or self.tls_ca_file is not None or self.tls_cert_file is not None
 
     @field_validator("routing_groups", mode="before")
     @classmethod

@@ -13,34 +13,69 @@ Every pick is recorded as a :class:`RoutingDecision` in the request's metadata u
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, cast
 
 from litellm.types.router import CustomRoutingStrategyBase
+from opentelemetry import trace
+from opentelemetry.trace import Span, TracerProvider
 
 from decision_service.api.v1 import decision_pb2
 
 from .breaker import BreakerState, CircuitBreaker
+from .callback import RouteIQOutcomeCallback, dispatcher
 from .client import DecisionClient, ErrorKind, RouteCaller, classify_error, status_code_of
 from .fallback import FallbackPolicy, make_fallback_policy
+from .metrics import GatewayMetrics, default_metrics
+from .outcomes import (
+    METADATA_KEY,
+    OWNER_KEY,
+    PICK_ID_KEY,
+    OutcomeReporter,
+    OutcomeSender,
+    SpanRegistry,
+)
 from .request import (
     build_route_request,
     candidate_for,
     extract_prompt,
+    model_name_of,
     request_metadata,
     team_id_of,
 )
 from .router_view import Deployment, RouterView, deployment_id
 from .settings import GatewayClientSettings
+from .telemetry import (
+    ROUTE_SPAN_NAME,
+    annotate,
+    current_request_span,
+    routing_attributes,
+    trace_metadata,
+    tracer,
+)
 
 logger = logging.getLogger(__name__)
 
-METADATA_KEY = "routeiq_decision"
+__all__ = [
+    "METADATA_KEY",
+    "Reason",
+    "RouteIQRoutingStrategy",
+    "RoutingDecision",
+    "RoutingStats",
+    "install",
+]
+
+# The request's span, captured when a pick starts (the pick may run inside our own span).
+_REQUEST_SPAN: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
+    "routeiq_request_span", default=None
+)
 
 
 class Reason(enum.StrEnum):
@@ -79,6 +114,7 @@ class RoutingDecision:
     strategy_name: str = ""
     selection_reason: str = ""
     error: str = ""  # the gRPC status (or exception type) of a failed call
+    candidate_ids: tuple[str, ...] = ()  # the healthy deployments offered to the service
 
     @property
     def routed(self) -> bool:
@@ -90,10 +126,14 @@ class RoutingDecision:
         return self.reason is not Reason.ROUTED and self.reason not in _BYPASS_REASONS
 
     def as_metadata(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Built by hand: dataclasses.asdict deep-copies and costs tens of microseconds.
+        data = {name: getattr(self, name) for name in _DECISION_FIELDS}
         data["reason"] = self.reason.value
         data["fallback"] = self.fallback
         return data
+
+
+_DECISION_FIELDS = tuple(f.name for f in fields(RoutingDecision))
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +180,8 @@ class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
         *,
         breaker: CircuitBreaker | None = None,
         fallback: FallbackPolicy | None = None,
+        metrics: GatewayMetrics | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self._router = router
         self._view = RouterView(router)
@@ -153,6 +195,16 @@ class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
             self._settings.breaker_failure_threshold, self._settings.breaker_cooldown_s
         )
         self._fallback = fallback or make_fallback_policy(self._settings.fallback_policy)
+        self._metrics = metrics or default_metrics()
+        self._metrics.breakers.track(self._settings.target, self._breaker)
+        self._picks = {r: self._metrics.picks.labels(reason=r.value) for r in Reason}
+        self._fallback_counts = {r: self._metrics.fallbacks.labels(reason=r.value) for r in Reason}
+        self._tracer_provider = tracer_provider
+        self._tracer = tracer(tracer_provider)
+        self._static_name = f"static:{self._fallback.name}"
+        self.instance_id = uuid.uuid4().hex[:16]
+        self.spans = SpanRegistry()
+        self._callback: RouteIQOutcomeCallback | None = None
         self._lock = threading.Lock()
         self._stats = RoutingStats()
         self.last_decision: RoutingDecision | None = None
@@ -180,6 +232,14 @@ class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
         return self._fallback
 
     @property
+    def metrics(self) -> GatewayMetrics:
+        return self._metrics
+
+    @property
+    def tracer_provider(self) -> TracerProvider | None:
+        return self._tracer_provider
+
+    @property
     def stats(self) -> RoutingStats:
         return self._stats
 
@@ -193,8 +253,40 @@ class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
         """Picks the static fallback made in place of the service."""
         return self._stats.fallbacks
 
+    @property
+    def outcome_callback(self) -> RouteIQOutcomeCallback:
+        """The LiteLLM callback reporting this strategy's outcomes (created on first use; with
+        ``settings.record_outcomes`` it also queues ``RecordOutcome`` calls)."""
+        with self._lock:
+            if self._callback is None:
+                reporter = None
+                if self._settings.record_outcomes:
+                    reporter = OutcomeReporter(
+                        cast(OutcomeSender, self._client),
+                        self._metrics,
+                        max_queue=self._settings.outcome_queue_size,
+                        timeout_s=self._settings.outcome_deadline_ms / 1000.0,
+                    )
+                self._callback = RouteIQOutcomeCallback(
+                    self.instance_id, self.spans, reporter, self._tracer_provider
+                )
+            return self._callback
+
+    def attach_outcome_callback(self) -> RouteIQOutcomeCallback:
+        """Have LiteLLM's success/failure logging reach :attr:`outcome_callback` (through the
+        process-wide :func:`~gateway_client.callback.dispatcher`)."""
+        callback = self.outcome_callback
+        dispatcher().add(callback)
+        return callback
+
     def close(self) -> None:
-        """Close the client's channel, if this strategy created the client."""
+        """Detach the outcome callback, send queued outcomes, and close the client's channel if
+        this strategy created the client."""
+        callback = self._callback
+        if callback is not None:
+            dispatcher().remove(callback)
+            if callback.reporter is not None:
+                callback.reporter.close()
         if self._owned_client is not None:
             self._owned_client.close()
 
@@ -208,6 +300,7 @@ class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
         specific_deployment: bool | None = False,
         request_kwargs: dict[str, object] | None = None,
     ) -> Deployment:
+        token = _REQUEST_SPAN.set(current_request_span())
         try:
             resolved = self._resolve(model, specific_deployment, request_kwargs)
             if isinstance(resolved, _Plan):
@@ -216,11 +309,14 @@ class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
             plan = self._plan(model, resolved, cooling, messages, input, request_kwargs)
             if plan.request is None:
                 return self._conclude(plan, request_kwargs)
-            return self._route_sync(plan, request_kwargs)
+            with self._tracer.start_as_current_span(ROUTE_SPAN_NAME):
+                return self._route_sync(plan, request_kwargs)
         except _NoDeployments:
             raise _no_deployments_error(model) from None
         except Exception:
             return self._emergency(model, request_kwargs)
+        finally:
+            _REQUEST_SPAN.reset(token)
 
     async def async_get_available_deployment(  # type: ignore[override]
         self,
@@ -230,6 +326,7 @@ class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
         specific_deployment: bool | None = False,
         request_kwargs: dict[str, object] | None = None,
     ) -> Deployment:
+        token = _REQUEST_SPAN.set(current_request_span())
         try:
             resolved = self._resolve(model, specific_deployment, request_kwargs)
             if isinstance(resolved, _Plan):
@@ -238,11 +335,14 @@ class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
             plan = self._plan(model, resolved, cooling, messages, input, request_kwargs)
             if plan.request is None:
                 return self._conclude(plan, request_kwargs)
-            return await self._route_async(plan, request_kwargs)
+            with self._tracer.start_as_current_span(ROUTE_SPAN_NAME):
+                return await self._route_async(plan, request_kwargs)
         except _NoDeployments:
             raise _no_deployments_error(model) from None
         except Exception:
             return self._emergency(model, request_kwargs)
+        finally:
+            _REQUEST_SPAN.reset(token)
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -284,6 +384,9 @@ class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
             return _Plan(model, healthy, healthy[0], Reason.SINGLE_CANDIDATE)
         if not self._settings.routes_group(model):
             return _Plan(model, healthy, self._fallback.choose(healthy), Reason.GROUP_NOT_ROUTED)
+        if self._breaker.state is BreakerState.OPEN:
+            # Peek without taking the half-open probe: no request is built while open.
+            return _Plan(model, healthy, self._fallback.choose(healthy), Reason.BREAKER_OPEN)
         by_id: dict[str, Deployment] = {}
         candidates: list[decision_pb2.Candidate] = []
         for deployment in healthy:
@@ -313,9 +416,13 @@ class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
         assert plan.request is not None
         if not self._breaker.allow_request():
             return self._fall_back(plan, Reason.BREAKER_OPEN, request_kwargs)
+        metadata = trace_metadata()
         started = time.perf_counter()
         try:
-            response = self._client.route(plan.request, self._settings.deadline_s)
+            if metadata:
+                response = self._client.route(plan.request, self._settings.deadline_s, metadata)
+            else:
+                response = self._client.route(plan.request, self._settings.deadline_s)
         except Exception as error:
             return self._on_error(plan, error, started, request_kwargs)
         except BaseException:
@@ -329,9 +436,14 @@ class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
         assert plan.request is not None
         if not self._breaker.allow_request():
             return self._fall_back(plan, Reason.BREAKER_OPEN, request_kwargs)
+        metadata = trace_metadata()
+        deadline_s = self._settings.deadline_s
         started = time.perf_counter()
         try:
-            response = await self._client.route_async(plan.request, self._settings.deadline_s)
+            if metadata:
+                response = await self._client.route_async(plan.request, deadline_s, metadata)
+            else:
+                response = await self._client.route_async(plan.request, deadline_s)
         except Exception as error:
             return self._on_error(plan, error, started, request_kwargs)
         except BaseException:  # cancelled: the outcome says nothing about the service
@@ -347,6 +459,7 @@ class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
         request_kwargs: dict[str, object] | None,
     ) -> Deployment:
         latency_ms = (time.perf_counter() - started) * 1000.0
+        self._metrics.route_latency.observe(latency_ms / 1000.0)
         top = next((r for r in response.ranked if r.id in plan.by_id), None)
         if top is None:
             self._record_failure()
@@ -368,6 +481,7 @@ class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
             service_ms=response.timings.total_ms if response.HasField("timings") else None,
             strategy_name=response.strategy_name,
             selection_reason=response.selection_reason,
+            candidate_ids=tuple(plan.by_id),
         )
         return self._record(decision, plan.by_id[top.id], request_kwargs)
 
@@ -379,6 +493,7 @@ class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
         request_kwargs: dict[str, object] | None,
     ) -> Deployment:
         latency_ms = (time.perf_counter() - started) * 1000.0
+        self._metrics.route_latency.observe(latency_ms / 1000.0)
         code = status_code_of(error)
         label = code.name if code is not None else type(error).__name__
         if classify_error(error) is ErrorKind.CALLER_ERROR:
@@ -431,6 +546,7 @@ class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
             candidates=len(plan.by_id),
             latency_ms=latency_ms,
             error=error,
+            candidate_ids=tuple(plan.by_id),
         )
         return self._record(decision, pick, request_kwargs)
 
@@ -441,6 +557,7 @@ class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
             deployment_id=deployment_id(plan.pick),
             reason=plan.reason,
             candidates=len(plan.healthy),
+            candidate_ids=tuple(_ids(plan.healthy)),
         )
         return self._record(decision, plan.pick, request_kwargs)
 
@@ -462,6 +579,7 @@ class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
             deployment_id=deployment_id(pick),
             reason=Reason.INTERNAL_ERROR,
             candidates=len(group),
+            candidate_ids=tuple(_ids(group)),
         )
         return self._record(decision, pick, request_kwargs)
 
@@ -480,9 +598,34 @@ class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
             else:
                 self._stats = RoutingStats(stats.routed, stats.fallbacks, stats.bypassed + 1)
             self.last_decision = decision
+        self._picks[decision.reason].inc()
+        if decision.fallback:
+            self._fallback_counts[decision.reason].inc()
+        request_span = _REQUEST_SPAN.get()
+        annotate(
+            (request_span, trace.get_current_span()),
+            routing_attributes(
+                strategy=decision.strategy_name if decision.routed else self._static_name,
+                candidates=decision.candidate_ids,
+                selected_model=model_name_of(deployment),
+                selected_deployment=decision.deployment_id,
+                reason=decision.reason.value,
+                fallback=decision.fallback,
+                score=decision.score,
+                latency_ms=decision.latency_ms,
+                decision_id=decision.decision_id,
+            ),
+            decision.error,
+        )
         metadata = request_metadata(request_kwargs)
         if metadata is not None:
-            metadata[METADATA_KEY] = decision.as_metadata()
+            record = decision.as_metadata()
+            record[OWNER_KEY] = self.instance_id
+            if request_span is not None:
+                pick_id = uuid.uuid4().hex
+                self.spans.put(pick_id, request_span)
+                record[PICK_ID_KEY] = pick_id
+            metadata[METADATA_KEY] = record
         return deployment
 
 
@@ -505,14 +648,23 @@ def install(
     router: Any,
     settings: GatewayClientSettings | None = None,
     client: RouteCaller | None = None,
+    *,
+    metrics: GatewayMetrics | None = None,
+    tracer_provider: TracerProvider | None = None,
+    outcomes: bool = True,
 ) -> RouteIQRoutingStrategy:
     """Create a ``RouteIQRoutingStrategy`` for ``router`` and make it the router's custom
     routing strategy: ``router.register_plugin`` (LiteLLM >= 1.110), else the older
-    ``router.set_custom_routing_strategy``."""
-    strategy = RouteIQRoutingStrategy(router, settings=settings, client=client)
+    ``router.set_custom_routing_strategy``. With ``outcomes`` its outcome callback is
+    registered with LiteLLM too."""
+    strategy = RouteIQRoutingStrategy(
+        router, settings=settings, client=client, metrics=metrics, tracer_provider=tracer_provider
+    )
     register = getattr(router, "register_plugin", None)
     if callable(register):
         register(strategy)
     else:
         router.set_custom_routing_strategy(strategy)
+    if outcomes:
+        strategy.attach_outcome_callback()
     return strategy

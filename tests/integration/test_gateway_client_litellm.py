@@ -10,16 +10,24 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import pytest
 from litellm import Router
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Span, Tracer
+from prometheus_client import CollectorRegistry
 
 from decision_service.api.v1 import decision_pb2
 from gateway_client import BreakerState, DecisionClient, GatewayClientSettings
+from gateway_client.client import Metadata
+from gateway_client.metrics import GatewayMetrics
+from gateway_client.router_view import RouterView
 from gateway_client.strategy import METADATA_KEY, Reason, install
 
 pytestmark = pytest.mark.integration
@@ -38,6 +46,7 @@ MODEL_LIST = [
 ]
 MESSAGES = [{"role": "user", "content": "Prove that there are infinitely many primes."}]
 THRESHOLD = 3
+RATE_LIMITED = "litellm.RateLimitError"  # a mock_response that raises
 COOLDOWN_S = 0.5
 
 
@@ -49,38 +58,78 @@ class SpyClient:
         self.requests: list[decision_pb2.RouteRequest] = []
         self.failures = 0
 
+        self.timeouts: list[float] = []
+
     def route(
-        self, request: decision_pb2.RouteRequest, timeout_s: float
+        self,
+        request: decision_pb2.RouteRequest,
+        timeout_s: float,
+        metadata: Metadata | None = None,
     ) -> decision_pb2.RouteResponse:
         self.requests.append(request)
+        self.timeouts.append(timeout_s)
         try:
-            return self.inner.route(request, timeout_s)
+            return self.inner.route(request, timeout_s, metadata)
         except Exception:
             self.failures += 1
             raise
 
     async def route_async(
-        self, request: decision_pb2.RouteRequest, timeout_s: float
+        self,
+        request: decision_pb2.RouteRequest,
+        timeout_s: float,
+        metadata: Metadata | None = None,
     ) -> decision_pb2.RouteResponse:
         self.requests.append(request)
+        self.timeouts.append(timeout_s)
         try:
-            return await self.inner.route_async(request, timeout_s)
+            return await self.inner.route_async(request, timeout_s, metadata)
         except Exception:
             self.failures += 1
             raise
 
+    def record_outcome(self, request: decision_pb2.RecordOutcomeRequest, timeout_s: float) -> None:
+        self.inner.record_outcome(request, timeout_s)
 
-Complete = Callable[..., Any]
+
+class Complete:
+    """``router.completion``, or ``router.acompletion`` run on one event loop for the test."""
+
+    def __init__(self, runner: asyncio.Runner | None) -> None:
+        self.runner = runner
+
+    def __call__(self, router: Router, **kwargs: Any) -> Any:
+        if self.runner is None:
+            return router.completion(**kwargs)
+        return self.runner.run(router.acompletion(**kwargs))
+
+    def traced(self, tracer: Tracer, router: Router, **kwargs: Any) -> tuple[Any, Span]:
+        """The completion inside a ``gateway.request`` span, as a gateway would run it."""
+        if self.runner is None:
+            with tracer.start_as_current_span("gateway.request") as span:
+                return router.completion(**kwargs), span
+
+        async def run() -> tuple[Any, Span]:
+            with tracer.start_as_current_span("gateway.request") as span:
+                return await router.acompletion(**kwargs), span
+
+        return self.runner.run(run())
+
+    def idle(self, seconds: float) -> None:
+        """Let background work run: LiteLLM's async success logging runs on the test's loop."""
+        if self.runner is None:
+            time.sleep(seconds)
+        else:
+            self.runner.run(asyncio.sleep(seconds))
 
 
 @pytest.fixture(params=["sync", "async"])
 def complete(request: pytest.FixtureRequest) -> Iterator[Complete]:
-    """``router.completion``, or ``router.acompletion`` run on one event loop for the test."""
     if request.param == "sync":
-        yield lambda router, **kwargs: router.completion(**kwargs)
+        yield Complete(None)
         return
     with asyncio.Runner() as runner:
-        yield lambda router, **kwargs: runner.run(router.acompletion(**kwargs))
+        yield Complete(runner)
 
 
 @pytest.fixture
@@ -147,19 +196,36 @@ def test_breaker_opens_while_the_service_is_down_and_closes_after_restart(
 ) -> None:
     router = make_router()
     spy = SpyClient(client)
-    strategy = install(router, settings(decision_server.address), spy)
+    registry = CollectorRegistry()
+    strategy = install(
+        router, settings(decision_server.address), spy, metrics=GatewayMetrics(registry)
+    )
     assert chosen_id(complete(router, model=GROUP, messages=MESSAGES))  # warm: routed
     assert strategy.routed == 1
+    assert breaker_gauge(registry, decision_server.address) == 0
 
     decision_server.stop()
     try:
+        records = []
         for _ in range(THRESHOLD + 4):
             metadata: dict[str, Any] = {}
             response = complete(router, model=GROUP, messages=MESSAGES, metadata=metadata)
             assert chosen_id(response) == IDS[0]  # the ordered fallback
             assert metadata[METADATA_KEY]["fallback"] is True
+            records.append(metadata[METADATA_KEY])
         assert strategy.breaker.state is BreakerState.OPEN
         assert spy.failures == THRESHOLD  # no call once the breaker opened
+        # Each failed call was bounded by the deadline; once open, no call at all.
+        assert spy.timeouts == [settings(decision_server.address).deadline_s] * (THRESHOLD + 1)
+        failing, open_ = records[:THRESHOLD], records[THRESHOLD:]
+        assert all(r["reason"] == Reason.RPC_FAILURE and r["latency_ms"] >= 0 for r in failing)
+        assert all(r["reason"] == Reason.BREAKER_OPEN and r["latency_ms"] is None for r in open_)
+        print("failed-call ms:", [round(r["latency_ms"], 2) for r in failing])
+        assert breaker_gauge(registry, decision_server.address) == 2
+        fallbacks = registry.get_sample_value(
+            "routeiq_gateway_fallbacks_total", {"reason": "breaker_open"}
+        )
+        assert fallbacks == len(open_)
         assert strategy.last_decision is not None
         assert strategy.last_decision.reason is Reason.BREAKER_OPEN
         assert strategy.fallbacks == THRESHOLD + 4
@@ -179,3 +245,143 @@ def test_breaker_opens_while_the_service_is_down_and_closes_after_restart(
     routed_before = strategy.routed
     chosen_id(complete(router, model=GROUP, messages=MESSAGES))
     assert strategy.routed == routed_before + 1
+    assert breaker_gauge(registry, decision_server.address) == 0
+    strategy.close()
+
+
+def breaker_gauge(registry: CollectorRegistry, target: str) -> float | None:
+    return registry.get_sample_value("routeiq_gateway_breaker_state", {"target": target})
+
+
+def test_only_healthy_deployments_are_candidates_and_a_cooling_one_is_never_chosen(
+    decision_server: Any, client: DecisionClient, complete: Complete
+) -> None:
+    router = make_router()
+    spy = SpyClient(client)
+    strategy = install(router, settings(decision_server.address), spy)
+    # Find the deployment the service ranks first, then cool it down in LiteLLM's own store.
+    top = chosen_id(complete(router, model=GROUP, messages=MESSAGES))
+    RouterView(router)._cooldown_store().add_deployment_to_cooldown(
+        top, Exception("test cooldown"), 429, 600.0
+    )
+    for _ in range(3):
+        metadata: dict[str, Any] = {}
+        served = chosen_id(complete(router, model=GROUP, messages=MESSAGES, metadata=metadata))
+        assert served != top
+        sent_ids = {c.id for c in spy.requests[-1].candidates}
+        assert sent_ids == set(IDS) - {top}
+        direct = client.route(spy.requests[-1], timeout_s=5.0)
+        assert served == direct.ranked[0].id
+        assert metadata[METADATA_KEY]["reason"] == Reason.ROUTED
+    strategy.close()
+
+
+def test_fallback_groups_route_through_the_service(
+    decision_server: Any, client: DecisionClient, complete: Complete
+) -> None:
+    broken = [
+        {
+            "model_name": "broken",
+            "litellm_params": {
+                "model": m,
+                "mock_response": "litellm.RateLimitError",
+                "api_key": "x",
+            },
+            "model_info": {"id": f"broken-{i}"},
+        }
+        for i, m in enumerate(["openai/gpt-4o-mini", "openai/gpt-4o"])
+    ]
+    router = Router(
+        model_list=[*broken, *(dict(d) for d in MODEL_LIST)],
+        fallbacks=[{"broken": [GROUP]}],
+        num_retries=0,
+    )
+    spy = SpyClient(client)
+    strategy = install(router, settings(decision_server.address), spy)
+    metadata: dict[str, Any] = {}
+    served = chosen_id(complete(router, model="broken", messages=MESSAGES, metadata=metadata))
+    assert served in IDS
+    groups = [r.requested_model for r in spy.requests]
+    assert groups[0] == "broken" and groups[-1] == GROUP
+    direct = client.route(spy.requests[-1], timeout_s=5.0)
+    assert served == direct.ranked[0].id
+    assert strategy.last_decision is not None
+    assert strategy.last_decision.reason is Reason.ROUTED
+    assert strategy.last_decision.requested_model == GROUP
+    strategy.close()
+
+
+def test_streaming_is_routed(decision_server: Any, client: DecisionClient) -> None:
+    router = make_router()
+    spy = SpyClient(client)
+    strategy = install(router, settings(decision_server.address), spy)
+    chunks = list(router.completion(model=GROUP, messages=MESSAGES, stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    (sent,) = spy.requests
+    top = client.route(sent, timeout_s=5.0).ranked[0].id
+    assert text == f"from {top}"
+
+    async def stream() -> str:
+        response = await router.acompletion(model=GROUP, messages=MESSAGES, stream=True)
+        return "".join([c.choices[0].delta.content or "" async for c in response])
+
+    assert asyncio.run(stream()) == f"from {top}"
+    strategy.close()
+
+
+def test_outcome_events_carry_the_decision_id_and_token_counts(
+    decision_server: Any, client: DecisionClient, complete: Complete
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    router = make_router()
+    strategy = install(
+        router,
+        settings(decision_server.address).model_copy(update={"record_outcomes": True}),
+        SpyClient(client),
+        tracer_provider=provider,
+    )
+    tracer = provider.get_tracer("test")
+    metadata: dict[str, Any] = {}
+    response, request_span = complete.traced(
+        tracer, router, model=GROUP, messages=MESSAGES, metadata=metadata
+    )
+    served = chosen_id(response)
+    decision_id = metadata[METADATA_KEY]["decision_id"]
+    assert decision_id
+
+    deadline = time.monotonic() + 10.0  # LiteLLM logs success on a background worker
+    while strategy.outcome_callback.last_outcome is None:
+        assert time.monotonic() < deadline, "no outcome was reported"
+        complete.idle(0.02)
+    outcome = strategy.outcome_callback.last_outcome
+    assert outcome.decision_id == decision_id
+    assert outcome.deployment_id == served
+    assert outcome.status == "success" and outcome.fallback is False
+    assert outcome.input_tokens > 0 and outcome.output_tokens > 0
+
+    trace_id = request_span.get_span_context().trace_id
+    spans = exporter.get_finished_spans()
+    events = [
+        e for sp in spans if sp.context.trace_id == trace_id for e in sp.events
+        if e.name == "routeiq.router_outcome.v1"
+    ]  # fmt: skip
+    (event,) = events
+    assert event.attributes["routeiq.decision_id"] == decision_id
+    assert event.attributes["routeiq.input_tokens"] == outcome.input_tokens
+    assert event.attributes["routeiq.output_tokens"] == outcome.output_tokens
+    request = next(sp for sp in spans if sp.name == "gateway.request")
+    assert request.attributes["router.decision_id"] == decision_id
+    assert request.attributes["router.selected_deployment"] == served
+    assert request.attributes["router.fallback"] is False
+    assert sorted(request.attributes["router.candidates"]) == sorted(IDS)
+    for name in ("router.strategy", "router.score", "router.selected_model", "router.latency_ms"):
+        assert name in request.attributes
+    route_span = next(sp for sp in spans if sp.name == "routeiq.route")
+    assert route_span.parent is not None and route_span.parent.span_id == request.context.span_id
+    # The RecordOutcome RPC went through the real service (its queue drained, nothing failed).
+    reporter = strategy.outcome_callback.reporter
+    assert reporter is not None and reporter.flush(10.0)
+    assert reporter.sent >= 1 and reporter.dropped == 0
+    strategy.close()

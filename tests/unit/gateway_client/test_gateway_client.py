@@ -159,13 +159,20 @@ class FakeMultiCallable:
         self.timeouts: list[float | None] = []
         self.futures: list[FakeFuture] = []
         self.cancellable = True
+        self.metadata: list[Any] = []
 
-    def __call__(self, request: Any, timeout: float | None = None) -> decision_pb2.RouteResponse:
+    def __call__(
+        self, request: Any, timeout: float | None = None, metadata: Any = None
+    ) -> decision_pb2.RouteResponse:
         self.timeouts.append(timeout)
+        self.metadata.append(metadata)
         return self.outcome()
 
-    def future(self, request: Any, timeout: float | None = None) -> FakeFuture:
+    def future(
+        self, request: Any, timeout: float | None = None, metadata: Any = None
+    ) -> FakeFuture:
         self.timeouts.append(timeout)
+        self.metadata.append(metadata)
         future = FakeFuture()
         if not self.cancellable:
             future.cancel = lambda: False  # type: ignore[method-assign]

@@ -1,0 +1,165 @@
+"""What the LiteLLM strategy adds over a bare ``Route`` call, and what the open-breaker path costs.
+
+Starts ``python -m decision_service`` on a free loopback port with the given bundle, then, for
+the same prompts (round-robin over a fixed set), measures:
+
+- ``route``: a bare ``DecisionClient.route`` call;
+- ``strategy``: ``RouteIQRoutingStrategy.get_available_deployment`` (cooldown read, candidate
+  building, the same Route call, mapping back, metrics, telemetry, metadata);
+- ``no-rpc``: the strategy's pick with a client that answers at once (its own work alone);
+- ``open``: the same pick with the breaker forced open (static fallback, no call).
+
+Prints p50/p99 in milliseconds and the strategy's added p50. Bounded: ``--n`` picks each.
+Usage: ``python -m gateway_client.bench_overhead --bundle artifacts/knn [--n 500]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+PROMPTS = [
+    "Write a Python function that checks whether a string is a palindrome.",
+    "What is the integral of x^2 * sin(x) dx? Show the steps.",
+    "hey! how's it going today?",
+    "Translate into French: 'The meeting has been moved to Thursday morning.'",
+    "Summarize the plot of Romeo and Juliet in two sentences.",
+    "Write a SQL query returning the top 5 customers by total order value.",
+]
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return statistics.median(ordered), p99
+
+
+def _time(fn: Callable[[int], object], n: int) -> list[float]:
+    samples = []
+    for i in range(n):
+        started = time.perf_counter()
+        fn(i)
+        samples.append((time.perf_counter() - started) * 1000.0)
+    return samples
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--bundle", type=Path, default=Path("artifacts/knn"))
+    parser.add_argument("--encoder", type=Path, default=None)
+    parser.add_argument("--n", type=int, default=500)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    from decision_service.api.v1 import decision_pb2
+    from decision_service.bundle import read_manifest
+    from decision_service.probe import wait_serving
+
+    from .breaker import CircuitBreaker
+    from .client import DecisionClient
+    from .demo import _free_port
+    from .request import candidate_for
+    from .settings import GatewayClientSettings
+    from .strategy import RouteIQRoutingStrategy
+
+    logging.getLogger("LiteLLM").setLevel(logging.ERROR)
+    names = read_manifest(args.bundle).model_names
+    model_list = [
+        {
+            "model_name": "auto",
+            "litellm_params": {"model": f"openai/{name}", "api_key": "x", "mock_response": "ok"},
+            "model_info": {"id": f"{name}-1"},
+        }
+        for name in names
+    ]
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    command = [sys.executable, "-m", "decision_service", "--bundle", str(args.bundle),
+               "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING"]  # fmt: skip
+    if args.encoder is not None:
+        command += ["--encoder", str(args.encoder)]
+    service = subprocess.Popen(command)
+    try:
+        wait_serving(address, timeout_s=120, alive=lambda: service.poll() is None)
+        router = litellm.Router(model_list=model_list)
+        settings = GatewayClientSettings(target=address, deadline_ms=1000)
+        client = DecisionClient.from_settings(settings)
+        routed = RouteIQRoutingStrategy(router, settings, client)
+        opened = CircuitBreaker(1, 3600.0)
+        opened.record_failure()
+        open_ = RouteIQRoutingStrategy(router, settings, client, breaker=opened)
+        candidates = [c for c in (candidate_for(d) for d in model_list) if c is not None]
+        requests = [
+            decision_pb2.RouteRequest(prompt=p, candidates=candidates, requested_model="auto")
+            for p in PROMPTS
+        ]
+        messages = [[{"role": "user", "content": p}] for p in PROMPTS]
+
+        def bare(i: int) -> object:
+            return client.route(requests[i % len(requests)], 1.0)
+
+        def pick(i: int) -> object:
+            return routed.get_available_deployment(
+                "auto", messages[i % len(messages)], request_kwargs={"metadata": {}}
+            )
+
+        canned = client.route(requests[0], 5.0)
+
+        class InstantClient:
+            """Answers at once: what the strategy costs by itself, with no network."""
+
+            def route(self, *args: object) -> decision_pb2.RouteResponse:
+                return canned
+
+            async def route_async(self, *args: object) -> decision_pb2.RouteResponse:
+                return canned
+
+        instant = RouteIQRoutingStrategy(router, settings, InstantClient())
+
+        def pick_instant(i: int) -> object:
+            return instant.get_available_deployment(
+                "auto", messages[i % len(messages)], request_kwargs={"metadata": {}}
+            )
+
+        def pick_open(i: int) -> object:
+            return open_.get_available_deployment(
+                "auto", messages[i % len(messages)], request_kwargs={"metadata": {}}
+            )
+
+        for fn in (bare, pick, pick_instant, pick_open):  # warm up connections and code paths
+            _time(fn, 30)
+        # Interleave rounds so drift on a shared machine hits each path alike.
+        results: dict[str, list[float]] = {"route": [], "strategy": [], "no-rpc": [], "open": []}
+        rounds = 5
+        for _ in range(rounds):
+            results["route"] += _time(bare, args.n // rounds)
+            results["strategy"] += _time(pick, args.n // rounds)
+            results["no-rpc"] += _time(pick_instant, args.n // rounds)
+            results["open"] += _time(pick_open, args.n // rounds)
+        assert routed.routed >= args.n and open_.fallbacks >= args.n
+        print(f"{len(names)} candidates, {args.n} picks each, loopback, prompts of 5-15 words")
+        print(f"{'path':<10}{'p50 ms':>10}{'p99 ms':>10}")
+        stats = {k: _percentiles(v) for k, v in results.items()}
+        for key, (p50, p99) in stats.items():
+            print(f"{key:<10}{p50:>10.3f}{p99:>10.3f}")
+        added = stats["strategy"][0] - stats["route"][0]
+        print(f"strategy adds {added:.3f} ms p50 over the bare Route call")
+        print(f"the strategy's own work (instant client): {stats['no-rpc'][0]:.3f} ms p50")
+        print(f"open-breaker pick: {stats['open'][0]:.3f} ms p50")
+        client.close()
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

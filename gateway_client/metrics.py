@@ -1,0 +1,122 @@
+"""Prometheus metrics of the gateway client, in the gateway's own process.
+
+- ``routeiq_gateway_breaker_state{target}``: 0 closed, 1 half-open, 2 open (read at scrape
+  time from each strategy's breaker, so an open breaker whose cool-down passed shows half-open).
+- ``routeiq_gateway_fallbacks_total{reason}``: picks the static fallback made in place of the
+  service, by reason (``breaker_open``, ``rpc_failure``, ``caller_error``, ...).
+- ``routeiq_gateway_picks_total{reason}``: every pick, routed or not, by reason.
+- ``routeiq_gateway_route_latency_seconds``: round trip of the ``Route`` calls that were made.
+- ``routeiq_gateway_outcome_drops_total``: outcomes not sent to ``RecordOutcome`` because the
+  queue was full.
+- ``routeiq_gateway_outcomes_total{result}``: outcomes handed to ``RecordOutcome`` (``sent``,
+  ``failed``).
+
+They live on ``prometheus_client.REGISTRY`` unless a registry is given, so any ``/metrics``
+endpoint serving that registry in the gateway process exports them (not verified here for the
+LiteLLM proxy's own ``/metrics``, which may need its Prometheus callback enabled).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Iterator
+from typing import Protocol
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from .breaker import BreakerState
+
+BREAKER_STATE_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+# Route is expected in single-digit milliseconds; the deadline defaults to 50 ms.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25)
+
+
+class _HasState(Protocol):
+    @property
+    def state(self) -> BreakerState: ...
+
+
+class BreakerStateCollector(Collector):
+    """Reports the state of every registered breaker by target at scrape time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._breakers: dict[str, weakref.ref[_HasState]] = {}
+
+    def track(self, target: str, breaker: _HasState) -> None:
+        """Report ``breaker`` under ``target`` (the latest registration for a target wins)."""
+        with self._lock:
+            self._breakers[target] = weakref.ref(breaker)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "routeiq_gateway_breaker_state",
+            "Circuit breaker state per decision-service target: 0 closed, 1 half-open, 2 open.",
+            labels=["target"],
+        )
+        with self._lock:
+            items = list(self._breakers.items())
+        for target, ref in items:
+            breaker = ref()
+            if breaker is None:
+                with self._lock:
+                    if self._breakers.get(target) is ref:
+                        del self._breakers[target]
+                continue
+            family.add_metric([target], BREAKER_STATE_VALUES[breaker.state])
+        yield family
+
+
+class GatewayMetrics:
+    """The gateway client's metrics on one registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = REGISTRY) -> None:
+        self.breakers = BreakerStateCollector()
+        if registry is not None:
+            registry.register(self.breakers)
+        self.fallbacks = Counter(
+            "routeiq_gateway_fallbacks_total",
+            "Picks the static fallback made in place of the decision service, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.picks = Counter(
+            "routeiq_gateway_picks_total",
+            "Deployment picks by the RouteIQ strategy, by reason (routed, fallbacks, bypasses).",
+            ["reason"],
+            registry=registry,
+        )
+        self.route_latency = Histogram(
+            "routeiq_gateway_route_latency_seconds",
+            "Round trip of DecisionService.Route calls seen by the gateway, failed ones included.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.outcome_drops = Counter(
+            "routeiq_gateway_outcome_drops_total",
+            "Outcomes not sent to RecordOutcome because the bounded queue was full.",
+            registry=registry,
+        )
+        self.outcomes = Counter(
+            "routeiq_gateway_outcomes_total",
+            "Outcomes handed to DecisionService.RecordOutcome, by result (sent, failed).",
+            ["result"],
+            registry=registry,
+        )
+
+
+_default: GatewayMetrics | None = None
+_default_lock = threading.Lock()
+
+
+def default_metrics() -> GatewayMetrics:
+    """The process-wide metrics on ``prometheus_client.REGISTRY`` (created on first use)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = GatewayMetrics(REGISTRY)
+        return _default

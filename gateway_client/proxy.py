@@ -1,0 +1,102 @@
+"""Enabling the RouteIQ strategy in the LiteLLM proxy from its ``config.yaml``.
+
+The proxy loads callbacks named by module path under ``litellm_settings.callbacks``; it has no
+config key for a custom routing strategy (``router_settings.plugins`` only narrows candidates
+by model name before cooldowns are applied). So this module's ``handler`` is a LiteLLM
+callback that, before each request (``async_pre_call_hook``), installs the strategy on the
+proxy's ``llm_router`` when it is not installed there yet (the proxy builds the router after
+loading callbacks, and may rebuild it), and reports every outcome::
+
+    litellm_settings:
+      callbacks: ["gateway_client.proxy.handler"]
+
+Settings come from ``ROUTEIQ_GATEWAY_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from typing import Any
+
+from litellm.integrations.custom_logger import CustomLogger
+
+from .settings import GatewayClientSettings
+from .strategy import RouteIQRoutingStrategy, install
+
+logger = logging.getLogger(__name__)
+
+
+def proxy_router() -> Any:
+    """The proxy's current ``llm_router`` (None before the proxy has built it)."""
+    from litellm.proxy import proxy_server
+
+    return getattr(proxy_server, "llm_router", None)
+
+
+class RouteIQProxyHandler(CustomLogger):
+    """Installs the strategy on the proxy's router and forwards outcomes to its callback."""
+
+    def __init__(self, settings: GatewayClientSettings | None = None) -> None:
+        super().__init__()
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._router_ref: weakref.ref[Any] | None = None
+        self.strategy: RouteIQRoutingStrategy | None = None
+
+    def ensure_installed(self, router: Any = None) -> RouteIQRoutingStrategy | None:
+        """Install the strategy on ``router`` (default: the proxy's) unless already there."""
+        router = router if router is not None else proxy_router()
+        if router is None:
+            return None
+        current = self._router_ref() if self._router_ref is not None else None
+        if current is router and self.strategy is not None:
+            return self.strategy
+        with self._lock:
+            current = self._router_ref() if self._router_ref is not None else None
+            if current is not router or self.strategy is None:
+                previous = self.strategy
+                settings = self._settings or GatewayClientSettings()
+                # Outcomes flow through this handler, which the proxy already calls.
+                self.strategy = install(router, settings, outcomes=False)
+                self._router_ref = weakref.ref(router)
+                if previous is not None:
+                    previous.close()
+                logger.info("RouteIQ strategy installed on the proxy router (%s)", settings.target)
+            return self.strategy
+
+    async def async_pre_call_hook(
+        self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: Any
+    ) -> dict[str, Any]:
+        try:
+            self.ensure_installed()
+        except Exception:
+            logger.exception("could not install the RouteIQ strategy; LiteLLM routes as configured")
+        return data
+
+    def log_success_event(
+        self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        if self.strategy is not None:
+            self.strategy.outcome_callback.handle(kwargs, start_time, end_time, failed=False)
+
+    def log_failure_event(
+        self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        if self.strategy is not None:
+            self.strategy.outcome_callback.handle(kwargs, start_time, end_time, failed=True)
+
+    async def async_log_success_event(
+        self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        self.log_success_event(kwargs, response_obj, start_time, end_time)
+
+    async def async_log_failure_event(
+        self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        self.log_failure_event(kwargs, response_obj, start_time, end_time)
+
+
+handler = RouteIQProxyHandler()
+"""The instance ``litellm_settings.callbacks`` names: ``gateway_client.proxy.handler``."""
