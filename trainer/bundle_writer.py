@@ -9,7 +9,7 @@ never published.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,8 +58,13 @@ def write_bundle(
     training: dict[str, object],
     default_cost_weight: float = DEFAULT_COST_WEIGHT,
     now: datetime | None = None,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> WrittenBundle:
-    """Write the bundle under ``parent/<bundle_version>`` and return it, validated."""
+    """Write the bundle under ``parent/<bundle_version>`` and return it, validated.
+
+    ``extra_files`` (plain names, e.g. ``metrics.json``, ``lineage.json``) are written into
+    the bundle and listed with their sha256 in the manifest like the graph.
+    """
     if exported.output_dim != len(candidates):
         raise ValueError(
             f"router has {exported.output_dim} outputs but {len(candidates)} candidates were given"
@@ -76,6 +81,12 @@ def write_bundle(
         router_path = staging.path / ROUTER_FILE
         router_path.write_bytes(exported.onnx_bytes)
         router_sha = sha256_file(router_path)
+        files = {ROUTER_FILE: router_sha}
+        for name, content in (extra_files or {}).items():
+            if Path(name).name != name or name in (ROUTER_FILE, BUNDLE_MANIFEST):
+                raise ValueError(f"extra bundle file {name!r} must be a new plain file name")
+            (staging.path / name).write_bytes(content)
+            files[name] = sha256_file(staging.path / name)
         version = bundle_version(router_type, router_sha, now)
         graph = RouterGraph(
             file=ROUTER_FILE,
@@ -94,7 +105,7 @@ def write_bundle(
             default_cost_weight=default_cost_weight,
             encoder=encoder.identity,
             router=graph,
-            files={ROUTER_FILE: router_sha},
+            files=files,
             parity_tolerance=exported.parity_tolerance,
             encoder_tolerance=ENCODER_TOLERANCE,
             samples=samples,

@@ -5,11 +5,24 @@
     python -m trainer train   --router knn --data artifacts/data --encoder artifacts/encoder \\
                               --out artifacts [--seed 7] [--k 20 | --epochs 40]
     python -m trainer build   --out artifacts [-n 1800] [--seed 7]
+    python -m trainer bench-quality --data DIR_OF_ROUTELLM_CSVS --encoder DIR --out DIR
+    python -m trainer publish  --registry URI --bundle DIR [--name N] [--promote canary]
+    python -m trainer promote  --registry URI --version V --channel stable [--floor X]
+                               [--metric apgr] [--force --reason TEXT]
+    python -m trainer rollback --registry URI --channel stable [--reason TEXT]
+    python -m trainer pull     --registry URI --channel stable --dest DIR
+    python -m trainer versions --registry URI
+    python -m trainer telemetry (--jaeger URL --service S [--since-hours 24] | --otlp FILE...)
+                               --out FILE.jsonl
+
+URI is a directory, file:///dir, or s3://bucket/prefix (endpoint from --s3-endpoint or
+ROUTEIQ_S3_ENDPOINT, e.g. MinIO; credentials as boto3 finds them).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -44,6 +57,63 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--k", type=int, default=None, help="knn: neighbours")
     tr.add_argument("--epochs", type=int, default=None, help="mlp: training epochs")
     tr.add_argument("--hidden", type=int, nargs="+", default=None, help="mlp: hidden widths")
+    tr.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="any router parameter, e.g. --param c=2.0 --param rank=64 (repeatable)",
+    )
+    tr.add_argument("--data-format", choices=("auto", "llmrouter", "routellm-csv"), default="auto")
+    tr.add_argument("--cache", type=Path, default=None, help="embedding cache directory")
+    tr.add_argument("--mlflow", action="store_true", help="log the run to MLflow (optional)")
+    tr.add_argument("--tracking-uri", default=None, help="MLflow URI (default ./mlruns)")
+    tr.add_argument("--experiment", default="routeiq-router")
+
+    bq = sub.add_parser("bench-quality", help="all families on RouteLLM CSVs, half/half")
+    bq.add_argument("--data", type=Path, required=True)
+    bq.add_argument("--encoder", type=Path, required=True)
+    bq.add_argument("--out", type=Path, required=True)
+    bq.add_argument("--cache", type=Path, default=Path(".cache/embeddings"))
+    bq.add_argument("--seed", type=int, default=0)
+    bq.add_argument("--families", nargs="+", default=list(ROUTER_TYPES), choices=ROUTER_TYPES)
+
+    def registry_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--registry", required=True, help="dir, file:///dir or s3://bucket/prefix")
+        p.add_argument("--name", default="routeiq-router", help="registry entry name")
+        p.add_argument("--s3-endpoint", default=None, help="S3 endpoint URL (MinIO, moto)")
+
+    pb = sub.add_parser("publish", help="upload a bundle as an immutable registry version")
+    registry_args(pb)
+    pb.add_argument("--bundle", type=Path, required=True)
+    pb.add_argument("--promote", default=None, metavar="CHANNEL", help="then promote (gated)")
+    pr = sub.add_parser("promote", help="point a channel at a version (quality-gated)")
+    registry_args(pr)
+    pr.add_argument("--version", required=True)
+    pr.add_argument("--channel", default="stable")
+    for p in (pb, pr):
+        p.add_argument("--metric", default="apgr", help="held-out gate metric (metrics.json)")
+        p.add_argument("--floor", type=float, default=None, help="refuse below this value")
+        p.add_argument("--force", action="store_true", help="override the gate (needs --reason)")
+        p.add_argument("--reason", default=None)
+    rb = sub.add_parser("rollback", help="point a channel back at its previous version")
+    registry_args(rb)
+    rb.add_argument("--channel", default="stable")
+    rb.add_argument("--reason", default=None)
+    pl = sub.add_parser("pull", help="materialise a channel's bundle into DEST/<version>")
+    registry_args(pl)
+    pl.add_argument("--channel", default="stable")
+    pl.add_argument("--dest", type=Path, required=True)
+    vs = sub.add_parser("versions", help="list versions and channels")
+    registry_args(vs)
+
+    tm = sub.add_parser("telemetry", help="extract decision examples from Jaeger or OTLP JSON")
+    tm.add_argument("--jaeger", default=None, help="Jaeger query base URL")
+    tm.add_argument("--service", default="routeiq-decision")
+    tm.add_argument("--since-hours", type=float, default=24.0)
+    tm.add_argument("--page-size", type=int, default=100)
+    tm.add_argument("--otlp", type=Path, nargs="*", default=None, help="Collector file output")
+    tm.add_argument("--out", type=Path, required=True)
 
     bd = sub.add_parser("build", help="encoder + synthetic data + knn and mlp bundles")
     bd.add_argument("--out", type=Path, required=True, help="artifacts directory")
@@ -82,6 +152,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"synthetic routing data written to {out}")
         return 0
 
+    if args.command in {"publish", "promote", "rollback", "pull", "versions"}:
+        from trainer.registry_cli import run_registry_command
+
+        return run_registry_command(args)
+
+    if args.command == "telemetry":
+        from trainer.registry_cli import run_telemetry_command
+
+        return run_telemetry_command(args)
+
+    if args.command == "bench-quality":
+        from trainer.bench_quality import format_summary, run
+
+        summary = run(
+            args.data,
+            args.encoder,
+            args.out,
+            cache_dir=args.cache,
+            seed=args.seed,
+            families=tuple(args.families),
+        )
+        print(format_summary(summary))
+        print(f"\nfigures: {args.out / 'quality.json'}  plot: {args.out / 'quality_cost.png'}")
+        return 0
+
     if args.command == "train":
         params: dict[str, object] = {}
         if args.router == "knn" and args.k is not None:
@@ -91,9 +186,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 params["epochs"] = args.epochs
             if args.hidden is not None:
                 params["hidden"] = args.hidden
+        for item in args.param:
+            key, _, raw = item.partition("=")
+            params[key] = json.loads(raw) if raw else None
         encoder = OnnxEncoder(args.encoder, intra_op_threads=2)
         prepared = pipeline.prepare(
-            args.data, encoder, split_seed=args.seed, test_fraction=args.test_fraction
+            args.data,
+            encoder,
+            split_seed=args.seed,
+            test_fraction=args.test_fraction,
+            data_format=args.data_format,
+            cache_dir=args.cache,
         )
         result = pipeline.train_bundle(
             prepared,
@@ -107,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
         )
         print(result.table)
+        if args.mlflow:
+            _track(args, result, params)
         print(result.directory)
         return 0
 
@@ -119,3 +224,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"build finished in {built.seconds:.1f}s")
         return 0
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _track(args: argparse.Namespace, result: object, params: dict[str, object]) -> None:
+    """Log the run to MLflow: parameters, headline metrics, the plot and the bundle."""
+    import tempfile
+
+    from trainer.pipeline import TrainResult
+    from trainer.quality_report import plot_curves
+    from trainer.tracking import log_run
+
+    assert isinstance(result, TrainResult)
+    quality = result.metrics["quality"]
+    headline = result.metrics["headline"]
+    assert isinstance(quality, dict) and isinstance(headline, dict)
+    with tempfile.TemporaryDirectory() as tmp:
+        plot = plot_curves(
+            Path(tmp) / "quality_cost.png",
+            {args.router: quality["curve"]},
+            {
+                n: (v["dollars_per_1k_requests"], v["quality"])
+                for n, v in quality["single_models"].items()
+            },
+            title=result.written.manifest.bundle_version,
+        )
+        log_run(
+            tracking_uri=args.tracking_uri,
+            experiment=args.experiment,
+            run_name=result.written.manifest.bundle_version,
+            params={"router": args.router, "seed": args.seed, "data": str(args.data), **params},
+            metrics=headline,
+            artifacts=[plot],
+            bundle_dir=result.directory,
+        )

@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -28,17 +28,23 @@ import numpy as np
 from decision_service.encoder import OnnxEncoder
 from trainer.atomic import point_symlink
 from trainer.bundle_writer import WrittenBundle, write_bundle
-from trainer.data import RoutingData, Split, read_routing_data, split_queries
-from trainer.embed import embed_texts
+from trainer.data import RoutingData, RoutingDataError, Split, read_routing_data, split_queries
+from trainer.embed_cache import embed_with_cache
 from trainer.encoder_export import ensure_encoder
-from trainer.evaluate import DEFAULT_COST_WEIGHT, PolicyResult, evaluate, format_table
+from trainer.evaluate import DEFAULT_COST_WEIGHT, PolicyResult, evaluate, find, format_table
+from trainer.lineage import lineage
+from trainer.quality_report import quality_report
 from trainer.routers import export_with_parity, make_router
-from trainer.synthetic import DATASET_META, generate, write_llmrouter
+from trainer.sources.routellm_csv import read_routellm_csv
+from trainer.synthetic import DATASET_META, ROUTING_FILE, generate, write_llmrouter
 
 log = logging.getLogger(__name__)
 
 SAMPLE_COUNT = 3
 UTILITY_RULE = "quality - cost_weight * log2(price_per_million / cheapest price_per_million)"
+METRICS_FILE = "metrics.json"
+LINEAGE_FILE = "lineage.json"
+DATA_FORMATS = ("auto", "llmrouter", "routellm-csv")
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class PreparedData:
     embeddings: np.ndarray  # float32 [n, dim], rows as data.prompts
     split: Split
     origin: dict[str, object]
+    data_format: str = "llmrouter"
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class TrainResult:
     written: WrittenBundle
     results: list[PolicyResult]
     table: str
+    metrics: dict[str, object]
 
     @property
     def directory(self) -> Path:
@@ -64,14 +72,38 @@ def write_synthetic(out_dir: Path, *, n: int, seed: int) -> Path:
     return write_llmrouter(generate(n, seed), out_dir)
 
 
+def read_data(data_dir: Path, data_format: str = "auto") -> tuple[RoutingData, str]:
+    """Read LLMRouter JSONL (``routing_data.jsonl`` + ``llm_data.json``) or RouteLLM CSVs."""
+    data_dir = Path(data_dir)
+    if data_format == "auto":
+        if (data_dir / ROUTING_FILE).is_file():
+            data_format = "llmrouter"
+        elif any(data_dir.glob("*.csv")):
+            data_format = "routellm-csv"
+        else:
+            raise RoutingDataError(f"{data_dir} holds neither {ROUTING_FILE} nor *.csv files")
+    if data_format == "llmrouter":
+        return read_routing_data(data_dir), data_format
+    if data_format == "routellm-csv":
+        return read_routellm_csv(data_dir), data_format
+    raise ValueError(f"unknown data format {data_format!r}; choose from {DATA_FORMATS}")
+
+
 def prepare(
-    data_dir: Path, encoder: OnnxEncoder, *, split_seed: int, test_fraction: float = 0.2
+    data_dir: Path,
+    encoder: OnnxEncoder,
+    *,
+    split_seed: int,
+    test_fraction: float = 0.2,
+    data_format: str = "auto",
+    cache_dir: Path | None = None,
 ) -> PreparedData:
-    data = read_routing_data(data_dir)
+    """Read, embed (through ``cache_dir`` when given) and split a data set."""
+    data, data_format = read_data(data_dir, data_format)
     if data.report.records_skipped or data.report.queries_dropped_incomplete:
         log.warning("routing data: %s", data.report.as_dict())
     started = time.perf_counter()
-    embeddings = embed_texts(encoder, data.prompts)
+    embeddings = embed_with_cache(encoder, data.prompts, cache_dir)
     log.info("embedded %d prompts in %.1fs", len(data.prompts), time.perf_counter() - started)
     meta_path = Path(data_dir) / DATASET_META
     origin: dict[str, object] = {}
@@ -80,7 +112,9 @@ def prepare(
         if isinstance(loaded, dict):
             origin = loaded
     split = split_queries(len(data.prompts), seed=split_seed, test_fraction=test_fraction)
-    return PreparedData(data=data, embeddings=embeddings, split=split, origin=origin)
+    return PreparedData(
+        data=data, embeddings=embeddings, split=split, origin=origin, data_format=data_format
+    )
 
 
 def pick_samples(prepared: PreparedData, count: int = SAMPLE_COUNT) -> list[str]:
@@ -138,6 +172,15 @@ def train_bundle(
         router_name=f"router ({router_type})",
         cost_weights=(default_cost_weight, 0.0),
     )
+    report = quality_report(
+        predicted,
+        data.labels[split.test],
+        data.costs[split.test],
+        data.prices,
+        data.labels[split.train],
+        names,
+    )
+    metrics = headline_metrics(report, results, default_cost_weight)
     kinds = Counter(k for k in data.kinds if k is not None)
     training: dict[str, object] = {
         "data": {
@@ -159,8 +202,31 @@ def train_bundle(
             "held_out_rows": exported.parity_rows,
         },
         "utility": UTILITY_RULE,
-        "metrics": {"held_out": [r.as_dict() for r in results]},
+        "metrics": {"held_out": [r.as_dict() for r in results], "headline": metrics},
     }
+    created = (now or datetime.now(UTC)).astimezone(UTC)
+    rows = {
+        "records_used": data.report.records_used,
+        "records_skipped": data.report.records_skipped,
+        "queries": len(data.prompts),
+        "train_queries": len(split.train),
+        "test_queries": len(split.test),
+    }
+    metrics_doc: dict[str, object] = {
+        "headline": metrics,
+        "policies": [r.as_dict() for r in results],
+        "quality": report,
+    }
+    lineage_doc = lineage(
+        router_type=router_type,
+        data_sha256=data.sha256,
+        data_format=prepared.data_format,
+        rows=rows,
+        split={"seed": split.seed, "test_fraction": split.test_fraction},
+        encoder_digest=encoder.identity.digest,
+        hyperparameters=exported.hyperparameters,
+        created=created,
+    )
     written = write_bundle(
         out_parent,
         exported,
@@ -169,13 +235,51 @@ def train_bundle(
         sample_prompts=pick_samples(prepared),
         training=training,
         default_cost_weight=default_cost_weight,
-        now=now,
+        now=created,
+        extra_files={
+            METRICS_FILE: _json_bytes(metrics_doc),
+            LINEAGE_FILE: _json_bytes(lineage_doc),
+        },
     )
     title = (
         f"{router_type}: {len(split.test)} held-out prompts, {len(names)} candidates; "
         f"utility = {UTILITY_RULE}"
     )
-    return TrainResult(written=written, results=results, table=format_table(results, title=title))
+    return TrainResult(
+        written=written,
+        results=results,
+        table=format_table(results, title=title),
+        metrics=metrics_doc,
+    )
+
+
+def headline_metrics(
+    report: dict[str, object], results: list[PolicyResult], default_cost_weight: float
+) -> dict[str, object]:
+    """The flat figures a quality gate compares (see ``trainer.registry.gate``)."""
+    router = find(results, "router", default_cost_weight)
+    headline: dict[str, object] = {
+        "utility": round(router.utility, 4),
+        "quality": round(router.quality, 4),
+        "top_pick_best_rate": report["top_pick_best_rate"],
+        "quality_mae": report["quality_mae"],
+    }
+    routellm = report.get("routellm")
+    if isinstance(routellm, dict):
+        headline.update(routellm["router"])
+    return headline
+
+
+def _json_bytes(value: object) -> bytes:
+    return (json.dumps(value, indent=2, sort_keys=True, default=_np_default) + "\n").encode()
+
+
+def _np_default(obj: object) -> object:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
 @dataclass(frozen=True)

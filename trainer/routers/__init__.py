@@ -14,9 +14,11 @@ from trainer.routers.base import (
     export_with_parity,
 )
 from trainer.routers.knn import KnnRouter
+from trainer.routers.mf import MfRouter
 from trainer.routers.mlp import MlpRouter
+from trainer.routers.svm import SvmRouter
 
-ROUTER_TYPES = ("knn", "mlp")
+ROUTER_TYPES = ("knn", "svm", "mlp", "mf")
 
 
 def make_router(router_type: str, *, seed: int = 0, **params: object) -> Router:
@@ -24,6 +26,10 @@ def make_router(router_type: str, *, seed: int = 0, **params: object) -> Router:
         return KnnRouter.from_params(params)
     if router_type == "mlp":
         return MlpRouter.from_params(params, seed=seed)
+    if router_type == "svm":
+        return SvmRouter.from_params(params, seed=seed)
+    if router_type == "mf":
+        return MfRouter.from_params(params, seed=seed)
     raise ValueError(f"unknown router type {router_type!r}; choose from {ROUTER_TYPES}")
 
 
@@ -33,9 +39,11 @@ __all__ = [
     "ROUTER_TYPES",
     "ExportedRouter",
     "KnnRouter",
+    "MfRouter",
     "MlpRouter",
     "Router",
     "RouterParityError",
+    "SvmRouter",
     "export_with_parity",
     "make_router",
 ]

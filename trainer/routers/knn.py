@@ -42,6 +42,7 @@ class KnnRouter:
     # float64 distances like sklearn's; the float32 output rounding is ~6e-8.
     parity_tolerance: float = 1e-5
     _model: KNeighborsRegressor | None = None
+    _merged_rows: int = 0
 
     @classmethod
     def from_params(cls, params: Mapping[str, object]) -> KnnRouter:
@@ -54,11 +55,20 @@ class KnnRouter:
         return cls(k=k)
 
     def fit(self, embeddings: np.ndarray, labels: np.ndarray) -> None:
-        k = min(self.k, embeddings.shape[0])
+        # Identical embeddings (e.g. prompts that share a passage longer than the encoder's
+        # token limit) are one point with their labels averaged: they cannot be told apart,
+        # and as separate points they tie, which sklearn and TopK may break differently.
+        points, inverse = np.unique(np.asarray(embeddings, np.float32), axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        targets = np.zeros((points.shape[0], labels.shape[1]), np.float64)
+        np.add.at(targets, inverse, np.asarray(labels, np.float64))
+        targets /= np.bincount(inverse, minlength=points.shape[0])[:, None]
+        self._merged_rows = int(embeddings.shape[0] - points.shape[0])
+        k = min(self.k, points.shape[0])
         model = KNeighborsRegressor(
             n_neighbors=k, weights="distance", algorithm="brute", metric="euclidean"
         )
-        model.fit(np.asarray(embeddings, np.float32), np.asarray(labels, np.float32))
+        model.fit(points, targets.astype(np.float32))
         self._model = model
 
     @property
@@ -77,6 +87,7 @@ class KnnRouter:
             "weights": "distance",
             "metric": "euclidean (unit vectors: cosine order)",
             "train_rows": int(self.model.n_samples_fit_),
+            "duplicate_rows_merged": self._merged_rows,
         }
 
     def to_onnx(self) -> bytes:

@@ -62,7 +62,13 @@ def test_artifacts_are_laid_out_for_the_service(trained_artifacts):
     root = trained_artifacts.root
     for router_type, pointer in trained_artifacts.bundle_dirs.items():
         assert pointer.is_symlink() and pointer.parent == root
-        assert sorted(p.name for p in pointer.iterdir()) == ["manifest.json", "router.onnx"]
+        assert sorted(p.name for p in pointer.iterdir()) == [
+            "lineage.json",
+            "manifest.json",
+            "metrics.json",
+            "router.onnx",
+        ]
+        assert set(read_manifest(pointer).files) == {"lineage.json", "metrics.json", "router.onnx"}
         # The service looks for the encoder beside the bundle path, resolved or not.
         assert (pointer.parent / "encoder" / "encoder.json").is_file()
         assert (pointer.resolve().parent / "encoder" / "encoder.json").is_file()

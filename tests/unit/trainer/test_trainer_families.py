@@ -1,0 +1,135 @@
+"""SVM and MF routers: fit, export with parity, one quality per candidate, seeded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.svm import SVR
+
+from trainer.routers import (
+    ROUTER_TYPES,
+    MfRouter,
+    RouterParityError,
+    SvmRouter,
+    export_with_parity,
+    make_router,
+)
+
+
+def _unit(rows: int, dim: int, rng: np.random.Generator) -> np.ndarray:
+    x = rng.normal(size=(rows, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def toy() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    centres = _unit(4, 32, rng)
+    cluster = rng.integers(0, 4, size=500)
+    x = centres[cluster] + 0.3 * _unit(500, 32, rng)
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    p = np.array([[0.9, 0.2, 0.5], [0.1, 0.9, 0.5], [0.5, 0.5, 0.9], [0.9, 0.9, 0.1]])
+    y = (rng.random((500, 3)) < p[cluster]).astype(np.float32)
+    return x[:400], y[:400], x[400:], p[cluster[400:]]
+
+
+def test_every_family_is_registered():
+    assert ROUTER_TYPES == ("knn", "svm", "mlp", "mf")
+
+
+@pytest.mark.parametrize(
+    ("router_type", "params"), [("svm", {}), ("mf", {"epochs": 40, "rank": 16})]
+)
+def test_family_exports_with_parity_and_learns_the_clusters(router_type, params, toy):
+    x, y, held_out, truth = toy
+    router = make_router(router_type, seed=1, **params)
+    router.fit(x, y)
+    exported = export_with_parity(router, held_out)
+    assert exported.parity_max_abs_diff <= exported.parity_tolerance == 1e-5
+    assert (exported.input_dim, exported.output_dim) == (32, 3)
+    quality = exported.predict(held_out)
+    assert quality.shape == (100, 3) and quality.min() >= 0.0 and quality.max() <= 1.0
+    # Predicted quality tracks each cluster's true success rate (base-rate MAE would be ~0.27).
+    assert np.abs(quality - truth).mean() < 0.15
+    np.testing.assert_allclose(exported.predict(held_out[:1]), quality[:1], atol=1e-6)
+
+
+def test_svm_graph_matches_one_sklearn_svr_per_candidate(toy):
+    x, y, held_out, _ = toy
+    router = SvmRouter(c=2.0, epsilon=0.05)
+    router.fit(x, y)
+    exported = export_with_parity(router, held_out)
+    for j in range(3):
+        reference = SVR(C=2.0, epsilon=0.05, gamma="scale").fit(x, y[:, j]).predict(held_out)
+        np.testing.assert_allclose(
+            exported.predict(held_out)[:, j], np.clip(reference, 0, 1), atol=1e-5
+        )
+    assert exported.hyperparameters["support_vectors"] == [
+        int(m.support_vectors_.shape[0]) for m in router.models
+    ]
+
+
+def test_svm_caps_training_rows_reproducibly(toy):
+    x, y, _, _ = toy
+    a, b = SvmRouter(max_train_rows=50, seed=3), SvmRouter(max_train_rows=50, seed=3)
+    a.fit(x, y)
+    b.fit(x, y)
+    assert all(m.support_vectors_.shape[0] <= 50 for m in a.models)
+    np.testing.assert_array_equal(a.predict_native(x[:5]), b.predict_native(x[:5]))
+
+
+def test_mf_scores_every_candidate_from_model_embeddings(toy):
+    x, y, held_out, _ = toy
+    router = MfRouter(epochs=3, rank=8, seed=2)
+    router.fit(x, y)
+    net = router.net
+    assert tuple(net.model_embedding.shape) == (3, 8)
+    assert tuple(net.text_proj.weight.shape) == (8, 32)
+    again = MfRouter(epochs=3, rank=8, seed=2)
+    again.fit(x, y)
+    np.testing.assert_array_equal(router.predict_native(held_out), again.predict_native(held_out))
+
+
+def test_mf_tampered_graph_fails_parity(toy, monkeypatch):
+    import onnx
+    from onnx import numpy_helper
+
+    x, y, held_out, _ = toy
+    router = MfRouter(epochs=2, rank=8)
+    router.fit(x, y)
+    model = onnx.load_from_string(router.to_onnx())
+    for init in model.graph.initializer:
+        values = numpy_helper.to_array(init)
+        if values.ndim == 2:
+            init.CopyFrom(numpy_helper.from_array(values + 0.05, init.name))
+            break
+    monkeypatch.setattr(router, "to_onnx", model.SerializeToString)
+    with pytest.raises(RouterParityError, match="differ from native"):
+        export_with_parity(router, held_out)
+
+
+def test_bad_parameters_are_refused():
+    with pytest.raises(ValueError, match="unknown svm parameters"):
+        make_router("svm", kernel="linear")
+    with pytest.raises(ValueError, match="svm c must be"):
+        make_router("svm", c=0)
+    with pytest.raises(ValueError, match="unknown mf parameters"):
+        make_router("mf", dim=3)
+    with pytest.raises(ValueError, match="mf rank must be"):
+        make_router("mf", rank=0)
+
+
+def test_knn_merges_identical_embeddings_so_ties_cannot_break_parity(toy):
+    x, y, held_out, _ = toy
+    # Prompts sharing a passage longer than the token limit embed identically: repeat rows
+    # with conflicting labels and query exactly at them.
+    x_dup = np.concatenate([x, x[:50], x[:50]])
+    y_dup = np.concatenate([y, 1 - y[:50], y[:50]])
+    router = make_router("knn", k=7)
+    router.fit(x_dup, y_dup)
+    exported = export_with_parity(router, np.concatenate([x[:50], held_out]))
+    assert exported.hyperparameters["duplicate_rows_merged"] == 100
+    assert exported.hyperparameters["train_rows"] == 400
+    # An exact match gets (almost) all the weight: the mean of its duplicates' labels.
+    expected = (y[:50] * 2 + (1 - y[:50])) / 3
+    np.testing.assert_allclose(exported.predict(x[:50]), expected, atol=1e-5)

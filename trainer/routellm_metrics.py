@@ -1,0 +1,95 @@
+"""RouteLLM's routing metrics for a strong/weak pair (arXiv:2406.18665, section 5.1).
+
+A router is swept over its threshold: the prompts are ordered by the router's predicted
+advantage of the strong model (``quality_strong - quality_weak``), and the first ``k`` of
+them go to the strong model, for every ``k`` from 0 to n. At each point
+
+* strong-call share ``x = k / n``;
+* quality ``Q(x)`` = mean realised quality of the chosen models;
+* performance gap recovered ``PGR(x) = (Q(x) - Q_weak) / (Q_strong - Q_weak)``, where
+  ``Q_weak`` / ``Q_strong`` are the all-weak / all-strong qualities.
+
+``APGR`` is the area under ``PGR(x)`` for x in [0, 1] (trapezoid rule over all n + 1
+points; RouteLLM approximates the same integral on a grid). ``CPT(p)`` is the smallest
+strong-call share at which ``PGR`` reaches ``p`` (``None`` when it never does).
+Baselines: random routing (expected PGR(x) = x, so APGR 0.5, CPT(p) = p) and the oracle
+(strong model exactly where it is right and the weak model wrong).
+Ties in predicted advantage are broken by prompt order after a stable sort, i.e. not in
+the router's favour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Curve:
+    strong_share: np.ndarray  # [n + 1] in [0, 1]
+    quality: np.ndarray  # [n + 1]
+    pgr: np.ndarray  # [n + 1]
+
+
+@dataclass(frozen=True)
+class RouteLLMFigures:
+    apgr: float
+    cpt50: float | None  # strong-call share in [0, 1]
+    cpt80: float | None
+    curve: Curve
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {
+            "apgr": round(self.apgr, 4),
+            "cpt50_pct": None if self.cpt50 is None else round(100 * self.cpt50, 2),
+            "cpt80_pct": None if self.cpt80 is None else round(100 * self.cpt80, 2),
+        }
+
+
+def curve_from_order(order: np.ndarray, weak: np.ndarray, strong: np.ndarray) -> Curve:
+    """The curve when prompts go to the strong model in ``order`` (first = first routed)."""
+    n = len(weak)
+    weak = np.asarray(weak, np.float64)
+    strong = np.asarray(strong, np.float64)
+    gain = (strong - weak)[order]
+    quality = weak.mean() + np.concatenate([[0.0], np.cumsum(gain)]) / n
+    q_weak, q_strong = weak.mean(), strong.mean()
+    if q_strong <= q_weak:
+        raise ValueError(
+            f"the strong model ({q_strong:.4f}) is not better than the weak one ({q_weak:.4f}) "
+            "on these prompts: PGR is undefined"
+        )
+    pgr = (quality - q_weak) / (q_strong - q_weak)
+    return Curve(strong_share=np.arange(n + 1) / n, quality=quality, pgr=pgr)
+
+
+def _cpt(curve: Curve, target: float) -> float | None:
+    reached = np.nonzero(curve.pgr >= target - 1e-12)[0]
+    return float(curve.strong_share[reached[0]]) if reached.size else None
+
+
+def figures(curve: Curve) -> RouteLLMFigures:
+    apgr = float(np.trapezoid(curve.pgr, curve.strong_share))
+    return RouteLLMFigures(apgr, _cpt(curve, 0.5), _cpt(curve, 0.8), curve)
+
+
+def router_figures(advantage: np.ndarray, weak: np.ndarray, strong: np.ndarray) -> RouteLLMFigures:
+    """Route the largest predicted advantages to the strong model first."""
+    order = np.argsort(-np.asarray(advantage, np.float64), kind="stable")
+    return figures(curve_from_order(order, weak, strong))
+
+
+def oracle_figures(weak: np.ndarray, strong: np.ndarray) -> RouteLLMFigures:
+    return router_figures(
+        np.asarray(strong, np.float64) - np.asarray(weak, np.float64), weak, strong
+    )
+
+
+def random_figures(weak: np.ndarray, strong: np.ndarray) -> RouteLLMFigures:
+    """The expectation over random orders: quality is linear in the strong-call share."""
+    n = len(weak)
+    share = np.arange(n + 1) / n
+    q_weak, q_strong = float(np.mean(weak)), float(np.mean(strong))
+    curve = Curve(share, q_weak + share * (q_strong - q_weak), share.copy())
+    return figures(curve)

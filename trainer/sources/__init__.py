@@ -1,0 +1,1 @@
+"""Readers that turn external data into ``trainer.data.RoutingData`` or telemetry records."""
