@@ -1,6 +1,7 @@
 """``python -m trainer``: export the encoder, make data, train routers, build everything.
 
     python -m trainer encoder --out artifacts/encoder
+    python -m trainer quantize --encoder artifacts/encoder --out artifacts-int8/encoder
     python -m trainer synth   --out artifacts/data [-n 1800] [--seed 7]
     python -m trainer train   --router knn --data artifacts/data --encoder artifacts/encoder \\
                               --out artifacts [--seed 7] [--k 20 | --epochs 40]
@@ -40,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     enc = sub.add_parser("encoder", help="export all-MiniLM-L6-v2 to an ONNX encoder directory")
     enc.add_argument("--out", type=Path, required=True)
     enc.add_argument("--force", action="store_true", help="re-export even if DIR already validates")
+
+    qz = sub.add_parser(
+        "quantize", help="derive the int8 encoder variant (routers must be trained on it)"
+    )
+    qz.add_argument("--encoder", type=Path, required=True, help="fp32 encoder directory")
+    qz.add_argument("--out", type=Path, required=True)
 
     syn = sub.add_parser("synth", help="write a synthetic routing data set (LLMRouter format)")
     syn.add_argument("--out", type=Path, required=True)
@@ -144,6 +151,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         exported = export_encoder(args.out)
         print(
             f"encoder written to {exported.directory} (parity {exported.parity_max_abs_diff:.2e})"
+        )
+        return 0
+
+    if args.command == "quantize":
+        from trainer.encoder_variants import quantize_int8
+
+        variant = quantize_int8(args.encoder, args.out)
+        print(
+            f"int8 encoder written to {variant.directory} (cosine to fp32: "
+            f"min {variant.min_cosine:.3f}, mean {variant.mean_cosine:.3f})"
         )
         return 0
 
