@@ -13,8 +13,13 @@ def embed_texts(encoder: OnnxEncoder, texts: Sequence[str], *, batch_size: int =
     """float32 [len(texts), dim] unit vectors, in ``texts`` order.
 
     Prompts are batched by similar length, so padding (masked out of the mean pooling,
-    hence not changing the result beyond float rounding) costs little.
+    hence not changing the result beyond float rounding) costs little. A dynamically
+    quantized encoder (int8) is the exception: its activation scales are computed over the
+    whole batch, so a prompt's embedding depends on its batch mates. Such encoders embed one
+    prompt per run, exactly as the service does with batching off.
     """
+    if encoder.identity.variant != "fp32":
+        batch_size = 1
     out = np.zeros((len(texts), encoder.dimension), dtype=np.float32)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     for start in range(0, len(order), batch_size):
