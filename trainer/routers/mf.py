@@ -13,20 +13,20 @@ One forward pass scores every candidate; the exported graph (``torch.onnx``) doe
 
 from __future__ import annotations
 
-import tempfile
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
 
-from trainer.routers.base import INPUT_NAME, OUTPUT_NAME
-
-OPSET = 17
+from trainer.routers.torch_head import (
+    as_tensor,
+    export_probabilities,
+    predict_probabilities,
+    train_bce,
+)
 
 
 class _MfNet(nn.Module):
@@ -44,15 +44,6 @@ class _MfNet(nn.Module):
         projected = self.text_proj(embedding)  # [b, r]
         pair = projected.unsqueeze(1) * models.unsqueeze(0)  # [b, m, r]
         return self.classifier(pair).squeeze(-1) + self.model_bias
-
-
-class _Probabilities(nn.Module):
-    def __init__(self, net: _MfNet) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(embedding))
 
 
 @dataclass
@@ -93,37 +84,25 @@ class MfRouter:
     def fit(self, embeddings: np.ndarray, labels: np.ndarray) -> None:
         torch.manual_seed(self.seed)
         torch.set_flush_denormal(True)
-        generator = torch.Generator().manual_seed(self.seed)
-        x = torch.from_numpy(np.ascontiguousarray(embeddings, np.float32))
-        y = torch.from_numpy(np.ascontiguousarray(labels, np.float32))
+        x, y = as_tensor(embeddings), as_tensor(labels)
         net = _MfNet(x.shape[1], y.shape[1], self.rank)
         with torch.no_grad():  # start from each model's base rate
             mean = y.mean(dim=0).clamp(1e-3, 1 - 1e-3)
             net.model_bias.copy_(torch.log(mean / (1 - mean)))
-        optimiser = torch.optim.AdamW(
-            net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
+        self._losses = train_bce(
+            net,
+            x,
+            y,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            seed=self.seed,
         )
-        loss_fn = nn.BCEWithLogitsLoss()
-        net.train()
-        self._losses = []
-        for _ in range(self.epochs):
-            order = torch.randperm(x.shape[0], generator=generator)
-            total = 0.0
-            for start in range(0, x.shape[0], self.batch_size):
-                index = order[start : start + self.batch_size]
-                optimiser.zero_grad()
-                loss = loss_fn(net(x[index]), y[index])
-                loss.backward()
-                optimiser.step()
-                total += float(loss.detach()) * len(index)
-            self._losses.append(total / x.shape[0])
-        net.eval()
         self._net = net
 
     def predict_native(self, embeddings: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            x = torch.from_numpy(np.ascontiguousarray(embeddings, np.float32))
-            return _Probabilities(self.net).eval()(x).numpy().astype(np.float32)
+        return predict_probabilities(self.net, embeddings)
 
     def hyperparameters(self) -> dict[str, object]:
         return {
@@ -138,19 +117,4 @@ class MfRouter:
         }
 
     def to_onnx(self) -> bytes:
-        module = _Probabilities(self.net).eval()
-        with tempfile.TemporaryDirectory() as tmp, torch.no_grad(), warnings.catch_warnings():
-            path = Path(tmp) / "router.onnx"
-            warnings.simplefilter("ignore", UserWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(
-                module,
-                (torch.zeros(2, self.net.dim, dtype=torch.float32),),
-                str(path),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                opset_version=OPSET,
-                dynamo=False,
-            )
-            return path.read_bytes()
+        return export_probabilities(self.net, self.net.dim)

@@ -6,19 +6,19 @@ is what 0/1 correctness labels estimate. Training is seeded and runs on CPU.
 
 from __future__ import annotations
 
-import tempfile
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from trainer.routers.base import INPUT_NAME, OUTPUT_NAME
-
-OPSET = 17
+from trainer.routers.torch_head import (
+    as_tensor,
+    export_probabilities,
+    predict_probabilities,
+    train_bce,
+)
 
 
 class _Net(nn.Module):
@@ -35,17 +35,6 @@ class _Net(nn.Module):
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:  # logits
         return self.layers(embedding)
-
-
-class _Probabilities(nn.Module):
-    """What is exported: logits -> sigmoid, so the graph outputs quality in [0, 1]."""
-
-    def __init__(self, net: _Net) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(embedding))
 
 
 @dataclass
@@ -98,34 +87,22 @@ class MlpRouter:
     def fit(self, embeddings: np.ndarray, labels: np.ndarray) -> None:
         torch.manual_seed(self.seed)
         torch.set_flush_denormal(True)  # denormal weights can slow CPU training many-fold
-        generator = torch.Generator().manual_seed(self.seed)
-        x = torch.from_numpy(np.ascontiguousarray(embeddings, np.float32))
-        y = torch.from_numpy(np.ascontiguousarray(labels, np.float32))
+        x, y = as_tensor(embeddings), as_tensor(labels)
         net = _Net(x.shape[1], self.hidden, y.shape[1], self.dropout)
-        optimiser = torch.optim.AdamW(
-            net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
+        self._losses = train_bce(
+            net,
+            x,
+            y,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            seed=self.seed,
         )
-        loss_fn = nn.BCEWithLogitsLoss()
-        net.train()
-        self._losses = []
-        for _ in range(self.epochs):
-            order = torch.randperm(x.shape[0], generator=generator)
-            total = 0.0
-            for start in range(0, x.shape[0], self.batch_size):
-                index = order[start : start + self.batch_size]
-                optimiser.zero_grad()
-                loss = loss_fn(net(x[index]), y[index])
-                loss.backward()
-                optimiser.step()
-                total += float(loss.detach()) * len(index)
-            self._losses.append(total / x.shape[0])
-        net.eval()
         self._net = net
 
     def predict_native(self, embeddings: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            x = torch.from_numpy(np.ascontiguousarray(embeddings, np.float32))
-            return _Probabilities(self.net).eval()(x).numpy().astype(np.float32)
+        return predict_probabilities(self.net, embeddings)
 
     def hyperparameters(self) -> dict[str, object]:
         return {
@@ -141,21 +118,4 @@ class MlpRouter:
         }
 
     def to_onnx(self) -> bytes:
-        module = _Probabilities(self.net).eval()
-        dim = self.net.dim
-        with tempfile.TemporaryDirectory() as tmp, torch.no_grad(), warnings.catch_warnings():
-            path = Path(tmp) / "router.onnx"
-            warnings.simplefilter("ignore", UserWarning)
-            # dynamo=False on purpose: the TorchScript exporter is the checked recipe.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(
-                module,
-                (torch.zeros(2, dim, dtype=torch.float32),),
-                str(path),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                opset_version=OPSET,
-                dynamo=False,
-            )
-            return path.read_bytes()
+        return export_probabilities(self.net, self.net.dim)
