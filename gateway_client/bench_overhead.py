@@ -19,7 +19,6 @@ import argparse
 import logging
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -61,11 +60,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from decision_service.api.v1 import decision_pb2
     from decision_service.bundle import read_manifest
-    from decision_service.probe import wait_serving
+    from decision_service.local import LocalService
 
     from .breaker import CircuitBreaker
     from .client import DecisionClient
-    from .demo import _free_port
     from .request import candidate_for
     from .settings import GatewayClientSettings
     from .strategy import RouteIQRoutingStrategy
@@ -80,15 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         }
         for name in names
     ]
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
-    command = [sys.executable, "-m", "decision_service", "--bundle", str(args.bundle),
-               "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING"]  # fmt: skip
+    extra = ["--log-level", "WARNING"]
     if args.encoder is not None:
-        command += ["--encoder", str(args.encoder)]
-    service = subprocess.Popen(command)
+        extra += ["--encoder", str(args.encoder)]
+    service = LocalService(args.bundle, *extra).start()
+    address = service.address
     try:
-        wait_serving(address, timeout_s=120, alive=lambda: service.poll() is None)
         router = litellm.Router(model_list=model_list)
         settings = GatewayClientSettings(target=address, deadline_ms=1000)
         client = DecisionClient.from_settings(settings)
@@ -156,8 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"open-breaker pick: {stats['open'][0]:.3f} ms p50")
         client.close()
     finally:
-        service.terminate()
-        service.wait(timeout=30)
+        service.stop()
     return 0
 
 

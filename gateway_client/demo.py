@@ -13,15 +13,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from decision_service.bundle import read_manifest
-from decision_service.probe import wait_serving
+from decision_service.local import LocalService
 
 from .settings import GatewayClientSettings
 
@@ -41,12 +39,6 @@ PROMPTS = [
     "Summarize the plot of Romeo and Juliet in two sentences.",
     "Write a SQL query returning the top 5 customers by total order value.",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _model_list(bundle_dir: Path) -> list[dict[str, Any]]:
@@ -92,15 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     litellm.suppress_debug_info = True
     # LiteLLM warns that the demo's made-up prices are not in its cost map; that is expected.
     logging.getLogger("LiteLLM").setLevel(logging.ERROR)
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
-    command = [
-        sys.executable, "-m", "decision_service", "--bundle", str(bundle_dir),
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING",
-    ]  # fmt: skip
-    service = subprocess.Popen(command)
+    service = LocalService(bundle_dir, "--log-level", "WARNING").start()
+    address = service.address
     try:
-        wait_serving(address, timeout_s=120, alive=lambda: service.poll() is None)
         manifest = read_manifest(bundle_dir)
         print(f"\ndecision service on {address}: bundle {manifest.bundle_version}")
         print("debug it with grpcurl (reflection is on):")
@@ -140,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             assert reply.choices[0].message.content  # the Router really answered
 
         print(f"\nstopping the decision service (pid {service.pid}) ...")
-        service.terminate()
-        service.wait(timeout=30)
+        service.stop()
         print(_row("prompt", "served by", "breaker", "route ms", "reason", widths=widths))
         print(_row(*("-" * w for w in widths), widths=widths))
         for prompt in PROMPTS[:6]:
@@ -161,9 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         strategy.close()
     finally:
-        if service.poll() is None:
-            service.terminate()
-            service.wait(timeout=30)
+        service.stop()
     return 0
 
 

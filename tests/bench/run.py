@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from decision_service.engine import RouteQuery
+from decision_service.local import LocalService
 from decision_service.policy import CandidateIn
-from decision_service.probe import wait_serving
 from decision_service.server import build_engine
 from decision_service.settings import ServiceSettings
 
@@ -41,14 +41,6 @@ def pct(ms: list[float]) -> dict[str, float]:
         "p99_ms": float(np.percentile(a, 99)),
         "n": len(ms),
     }
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def in_process(encoder_dir: Path, bundle_dir: Path, seconds: float) -> dict[str, object]:
@@ -144,30 +136,21 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def start_service(artifacts: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    service = subprocess.Popen(
-        [sys.executable, "-m", "decision_service", "--bundle", str(artifacts / "knn"),
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING"],
-        cwd=REPO,
-        env={**os.environ, **env},
-    )  # fmt: skip
-    wait_serving(address, 120, alive=lambda: service.poll() is None)
-    return service, address
+def start_service(artifacts: Path, **env: str) -> LocalService:
+    return LocalService(artifacts / "knn", "--log-level", "WARNING", env=env, cwd=REPO).start()
 
 
 def batched_sweep(artifacts: Path, seconds: float, levels: list[int]) -> list[object]:
     """The same sweep with encoder batching on (8 prompts a run, 8 worker threads)."""
-    service, address = start_service(artifacts, ROUTEIQ_ENCODER_BATCH_MAX="8", ROUTEIQ_WORKERS="8")
+    service = start_service(artifacts, ROUTEIQ_ENCODER_BATCH_MAX="8", ROUTEIQ_WORKERS="8")
+    address = service.address
     try:
         args = [str(c) for c in levels]
         return client(
             address, "--klass", "short", "--concurrency", *args, "--seconds", str(seconds)
         )["levels"]
     finally:
-        service.terminate()
-        service.wait(30)
+        service.stop()
 
 
 def cache_hit_latency(encoder_dir: Path, bundle_dir: Path) -> dict[str, float]:
@@ -190,7 +173,8 @@ def cache_hit_latency(encoder_dir: Path, bundle_dir: Path) -> dict[str, float]:
 
 
 def over_grpc(artifacts: Path, seconds: float, levels: list[int]) -> dict[str, object]:
-    service, address = start_service(artifacts)
+    service = start_service(artifacts)
+    address = service.address
     try:
         out: dict[str, object] = {"rss_mb": rss_mb(service.pid)}
         for klass in CLASSES:
@@ -204,8 +188,7 @@ def over_grpc(artifacts: Path, seconds: float, levels: list[int]) -> dict[str, o
         out["rss_mb_after_load"] = rss_mb(service.pid)
         return out
     finally:
-        service.terminate()
-        service.wait(30)
+        service.stop()
 
 
 def main() -> int:

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,16 +16,14 @@ import onnx
 import onnx.numpy_helper
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from decision_service.local import free_loopback_port
 from decision_service.manifest import BUNDLE_MANIFEST, sha256_file
 from decision_service.probe import wait_serving
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+free_port = free_loopback_port
 
 
 class DecisionServiceProcess:

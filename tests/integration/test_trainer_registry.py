@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from decision_service.bundle import load_bundle
 from decision_service.encoder import OnnxEncoder
+from decision_service.local import free_loopback_port
 from trainer.cli import main
 from trainer.registry import GateRefused, LocalStore, Registry, RegistryError, S3Store
 from trainer.registry.registry import Gate
@@ -20,19 +20,13 @@ pytestmark = pytest.mark.integration
 BUCKET = "routeiq-bundles"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     pytest.importorskip("moto.server")
     import boto3
     from moto.server import ThreadedMotoServer
 
-    port = _free_port()
+    port = free_loopback_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
