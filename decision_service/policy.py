@@ -65,6 +65,14 @@ class ModelIndex:
             return self._base[base]
         return self._folded.get(base.lower())
 
+    def price(self, candidate: CandidateIn, column: int | None = None) -> float | None:
+        """The request's price for ``candidate``, else this index's price for its model."""
+        if candidate.cost_per_million_tokens is not None:
+            return candidate.cost_per_million_tokens
+        if column is None:
+            column = self.column(candidate.model_name)
+        return self.models[column].cost_per_million_tokens if column is not None else None
+
 
 def rank(
     candidates: Sequence[CandidateIn],
@@ -74,12 +82,7 @@ def rank(
 ) -> list[RankedCandidate]:
     """Rank ``candidates`` best first given ``quality`` (one value per bundle model)."""
     columns = [index.column(c.model_name) for c in candidates]
-    costs = [
-        c.cost_per_million_tokens
-        if c.cost_per_million_tokens is not None
-        else (index.models[col].cost_per_million_tokens if col is not None else None)
-        for c, col in zip(candidates, columns, strict=True)
-    ]
+    costs = [index.price(c, col) for c, col in zip(candidates, columns, strict=True)]
     positive = [cost for cost in costs if cost is not None and cost > 0]
     cheapest = min(positive) if positive else None
 

@@ -103,10 +103,9 @@ def _static(ranked: list[RankedCandidate], reason: str) -> Ranking:
 
 
 def _price(cand: CandidateIn, prices: ModelIndex | None) -> float | None:
-    if cand.cost_per_million_tokens is not None:
+    if prices is None:
         return cand.cost_per_million_tokens
-    column = prices.column(cand.model_name) if prices is not None else None
-    return prices.models[column].cost_per_million_tokens if prices and column is not None else None
+    return prices.price(cand)
 
 
 class CheapestStrategy:
@@ -139,7 +138,6 @@ class FixedOrderStrategy:
 
     def __init__(self, order: Sequence[str]) -> None:
         self.order = {name: i for i, name in reversed(list(enumerate(order)))}
-        self._index = ModelIndex([])  # only for its name folding
         self.info = StrategyInfo(
             FIXED_ORDER, STATIC_VERSION, "static", ("prompt", "embedding"), models=tuple(order)
         )
