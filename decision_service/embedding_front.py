@@ -72,7 +72,7 @@ class EmbeddingFront:
         if len(texts) != 1:
             return self.encoder.encode(texts)
         text = texts[0]
-        key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+        key = _key(text)
         cached = self._lookup(key)
         if cached is not None:
             embedding, tokens, truncated = cached
@@ -81,6 +81,13 @@ class EmbeddingFront:
         assert pending.embedding is not None
         self._store(key, (pending.embedding, pending.tokens, pending.truncated))
         return EncodedBatch(pending.embedding[None, :], [pending.tokens], [pending.truncated])
+
+    def cached(self, text: str) -> bool:
+        """Whether ``encode([text])`` would be answered from the cache now (no stats kept)."""
+        if self.cache_size <= 0:
+            return False
+        with self._cache_lock:
+            return _key(text) in self._cache
 
     # ---- cache ----------------------------------------------------------------------
 
@@ -162,3 +169,7 @@ class EmbeddingFront:
             p.truncated = encoded.truncated[row]
             p.ready = True
             p.wake.set()
+
+
+def _key(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()

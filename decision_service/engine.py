@@ -311,6 +311,17 @@ class DecisionEngine:
 
     # ---- the hot path ---------------------------------------------------------------
 
+    def decides_quickly(self, query: RouteQuery) -> bool:
+        """Whether ``decide(query)`` is cheap (~0.2 ms) rather than an encoder run (milliseconds).
+
+        Cheap: the caller sent an embedding, or the prompt's embedding is cached (an entry can
+        still be evicted before ``decide`` reads it; the decision is right either way, only
+        slower).
+        """
+        if self._delay_s:
+            return False
+        return query.prompt is None or self.front.cached(query.prompt)
+
     def decide(self, query: RouteQuery, deadline: float | None = None) -> Decision:
         """Rank the query's candidates; ``deadline`` is a ``time.monotonic()`` instant."""
         started = time.perf_counter()
