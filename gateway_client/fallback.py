@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from .request import cost_per_million_tokens
+from .router_view import is_mapping
 
 Deployment = Mapping[str, Any]
 D = TypeVar("D", bound=Deployment)
@@ -32,7 +33,7 @@ def deployment_weight(deployment: Deployment) -> float:
     finite non-negative number counts as the default."""
     for section in ("litellm_params", "model_info"):
         params = deployment.get(section)
-        if not isinstance(params, Mapping):
+        if not is_mapping(params):
             continue
         raw = params.get("weight")
         if raw is None or isinstance(raw, bool):

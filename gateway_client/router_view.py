@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 logger = logging.getLogger(__name__)
 
 Deployment = Mapping[str, Any]
 
 
+def is_mapping(value: object) -> TypeGuard[Mapping[str, Any]]:
+    """``isinstance(value, Mapping)``, with the common case (a dict) first: the ABC check costs
+    ~0.5 us and a pick makes dozens of them, against a 0.1 ms budget for a static pick."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def deployment_id(deployment: Deployment) -> str | None:
     """The deployment's ``model_info.id``, if it has one."""
     info = deployment.get("model_info")
-    if type(info) is not dict and not isinstance(info, Mapping):
+    if not is_mapping(info):
         return None
     value = info.get("id")
     return None if value is None else str(value)
@@ -30,21 +36,23 @@ def deployment_id(deployment: Deployment) -> str | None:
 def is_blocked(deployment: Deployment) -> bool:
     """Whether an admin paused the deployment (``model_info.blocked``)."""
     info = deployment.get("model_info")
-    return isinstance(info, Mapping) and info.get("blocked") is True
+    return is_mapping(info) and info.get("blocked") is True
 
 
 def usable_by_team(deployment: Deployment, team_id: str | None) -> bool:
     """A team-scoped deployment (``model_info.team_id`` set) serves only that team; any other
     deployment serves everyone (LiteLLM's ``deployment_usable_by_team``)."""
     info = deployment.get("model_info")
-    owner = info.get("team_id") if isinstance(info, Mapping) else None
+    owner = info.get("team_id") if is_mapping(info) else None
     return owner is None or (team_id is not None and str(owner) == team_id)
 
 
 def _as_deployments(value: object) -> list[Deployment]:
-    if not isinstance(value, Iterable) or isinstance(value, str | bytes | Mapping):
+    if type(value) is not list and (
+        not isinstance(value, Iterable) or isinstance(value, str | bytes | Mapping)
+    ):
         return []
-    return [item for item in value if isinstance(item, Mapping)]
+    return [item for item in value if is_mapping(item)]
 
 
 class RouterView:

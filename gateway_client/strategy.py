@@ -602,21 +602,27 @@ class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
         if decision.fallback:
             self._fallback_counts[decision.reason].inc()
         request_span = _REQUEST_SPAN.get()
-        annotate(
-            (request_span, trace.get_current_span()),
-            routing_attributes(
-                strategy=decision.strategy_name if decision.routed else self._static_name,
-                candidates=decision.candidate_ids,
-                selected_model=model_name_of(deployment),
-                selected_deployment=decision.deployment_id,
-                reason=decision.reason.value,
-                fallback=decision.fallback,
-                score=decision.score,
-                latency_ms=decision.latency_ms,
-                decision_id=decision.decision_id,
-            ),
-            decision.error,
-        )
+        spans = [
+            span
+            for span in (request_span, trace.get_current_span())
+            if span is not None and span.is_recording()
+        ]
+        if spans:  # the attributes are built only for someone who records them
+            annotate(
+                spans,
+                routing_attributes(
+                    strategy=decision.strategy_name if decision.routed else self._static_name,
+                    candidates=decision.candidate_ids,
+                    selected_model=model_name_of(deployment),
+                    selected_deployment=decision.deployment_id,
+                    reason=decision.reason.value,
+                    fallback=decision.fallback,
+                    score=decision.score,
+                    latency_ms=decision.latency_ms,
+                    decision_id=decision.decision_id,
+                ),
+                decision.error,
+            )
         metadata = request_metadata(request_kwargs)
         if metadata is not None:
             record = decision.as_metadata()
