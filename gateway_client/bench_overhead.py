@@ -11,6 +11,8 @@ the same prompts (round-robin over a fixed set), measures:
 
 Prints p50/p99 in milliseconds and the strategy's added p50. Bounded: ``--n`` picks each.
 Usage: ``python -m gateway_client.bench_overhead --bundle artifacts/knn [--n 500]``.
+``measure(address, model_names)`` takes the same figures against a service already running
+(``make bench`` calls it) and returns them.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 PROMPTS = [
@@ -49,18 +51,16 @@ def _time(fn: Callable[[int], object], n: int) -> list[float]:
     return samples
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--bundle", type=Path, default=Path("artifacts/knn"))
-    parser.add_argument("--encoder", type=Path, default=None)
-    parser.add_argument("--n", type=int, default=500)
-    args = parser.parse_args(argv)
+def measure(address: str, model_names: Sequence[str], n: int = 500) -> dict[str, float]:
+    """Figures in ms for the four paths against the service at ``address``, ``n`` picks each.
+
+    Keys: ``<path>_p50_ms`` / ``<path>_p99_ms`` for ``route``, ``strategy``, ``no_rpc`` and
+    ``open``; ``added_p50_ms`` (strategy minus route); ``picks``; ``candidates``.
+    """
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
     from decision_service.api.v1 import decision_pb2
-    from decision_service.bundle import read_manifest
-    from decision_service.local import LocalService
 
     from .breaker import CircuitBreaker
     from .client import DecisionClient
@@ -69,24 +69,18 @@ def main(argv: list[str] | None = None) -> int:
     from .strategy import RouteIQRoutingStrategy
 
     logging.getLogger("LiteLLM").setLevel(logging.ERROR)
-    names = read_manifest(args.bundle).model_names
     model_list = [
         {
             "model_name": "auto",
             "litellm_params": {"model": f"openai/{name}", "api_key": "x", "mock_response": "ok"},
             "model_info": {"id": f"{name}-1"},
         }
-        for name in names
+        for name in model_names
     ]
-    extra = ["--log-level", "WARNING"]
-    if args.encoder is not None:
-        extra += ["--encoder", str(args.encoder)]
-    service = LocalService(args.bundle, *extra).start()
-    address = service.address
+    router = litellm.Router(model_list=model_list)
+    settings = GatewayClientSettings(target=address, deadline_ms=1000)
+    client = DecisionClient.from_settings(settings)
     try:
-        router = litellm.Router(model_list=model_list)
-        settings = GatewayClientSettings(target=address, deadline_ms=1000)
-        client = DecisionClient.from_settings(settings)
         routed = RouteIQRoutingStrategy(router, settings, client)
         opened = CircuitBreaker(1, 3600.0)
         opened.record_failure()
@@ -132,26 +126,57 @@ def main(argv: list[str] | None = None) -> int:
         for fn in (bare, pick, pick_instant, pick_open):  # warm up connections and code paths
             _time(fn, 30)
         # Interleave rounds so drift on a shared machine hits each path alike.
-        results: dict[str, list[float]] = {"route": [], "strategy": [], "no-rpc": [], "open": []}
+        paths = {"route": bare, "strategy": pick, "no_rpc": pick_instant, "open": pick_open}
+        samples: dict[str, list[float]] = {key: [] for key in paths}
         rounds = 5
+        per_round = max(1, n // rounds)
         for _ in range(rounds):
-            results["route"] += _time(bare, args.n // rounds)
-            results["strategy"] += _time(pick, args.n // rounds)
-            results["no-rpc"] += _time(pick_instant, args.n // rounds)
-            results["open"] += _time(pick_open, args.n // rounds)
-        assert routed.routed >= args.n and open_.fallbacks >= args.n
-        print(f"{len(names)} candidates, {args.n} picks each, loopback, prompts of 5-15 words")
-        print(f"{'path':<10}{'p50 ms':>10}{'p99 ms':>10}")
-        stats = {k: _percentiles(v) for k, v in results.items()}
-        for key, (p50, p99) in stats.items():
-            print(f"{key:<10}{p50:>10.3f}{p99:>10.3f}")
-        added = stats["strategy"][0] - stats["route"][0]
-        print(f"strategy adds {added:.3f} ms p50 over the bare Route call")
-        print(f"the strategy's own work (instant client): {stats['no-rpc'][0]:.3f} ms p50")
-        print(f"open-breaker pick: {stats['open'][0]:.3f} ms p50")
-        client.close()
+            for key, fn in paths.items():
+                samples[key] += _time(fn, per_round)
+        picks = per_round * rounds
+        assert routed.routed >= picks and open_.fallbacks >= picks
     finally:
-        service.stop()
+        client.close()
+    figures: dict[str, float] = {"picks": picks, "candidates": len(candidates)}
+    for key, values in samples.items():
+        figures[f"{key}_p50_ms"], figures[f"{key}_p99_ms"] = _percentiles(values)
+    figures["added_p50_ms"] = figures["strategy_p50_ms"] - figures["route_p50_ms"]
+    return figures
+
+
+def format_figures(figures: dict[str, float]) -> str:
+    lines = [
+        f"{figures['candidates']:.0f} candidates, {figures['picks']:.0f} picks each, loopback, "
+        "prompts of 5-15 words",
+        f"{'path':<10}{'p50 ms':>10}{'p99 ms':>10}",
+    ]
+    for key in ("route", "strategy", "no_rpc", "open"):
+        p50, p99 = figures[f"{key}_p50_ms"], figures[f"{key}_p99_ms"]
+        lines.append(f"{key.replace('_', '-'):<10}{p50:>10.3f}{p99:>10.3f}")
+    lines += [
+        f"strategy adds {figures['added_p50_ms']:.3f} ms p50 over the bare Route call",
+        f"the strategy's own work (instant client): {figures['no_rpc_p50_ms']:.3f} ms p50",
+        f"open-breaker pick: {figures['open_p50_ms']:.3f} ms p50",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--bundle", type=Path, default=Path("artifacts/knn"))
+    parser.add_argument("--encoder", type=Path, default=None)
+    parser.add_argument("--n", type=int, default=500)
+    args = parser.parse_args(argv)
+    from decision_service.bundle import read_manifest
+    from decision_service.local import LocalService
+
+    names = read_manifest(args.bundle).model_names
+    extra = ["--log-level", "WARNING"]
+    if args.encoder is not None:
+        extra += ["--encoder", str(args.encoder)]
+    with LocalService(args.bundle, *extra) as service:
+        figures = measure(service.address, names, args.n)
+    print(format_figures(figures))
     return 0
 
 

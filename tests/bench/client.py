@@ -2,8 +2,17 @@
 
     python -m tests.bench.client --address 127.0.0.1:PORT --klass short --sequential 300
     python -m tests.bench.client --address ... --klass short --concurrency 1 2 4 8 --seconds 5
+    python -m tests.bench.client --address ... --concurrency 1 2 4 8 16 32 --until-flat 0.05 \\
+        --connections 0
 
 Every loop is bounded by a request count and a time limit. Prints one JSON document.
+
+``--connections N`` opens N channels (TCP connections) and spreads the workers over them;
+0 opens one per worker, so SO_REUSEPORT can spread them over processes. By default all
+workers share one channel (HTTP/2 streams over one connection, as a gateway would).
+``--until-flat G`` stops the sweep after two levels in a row whose throughput is not at
+least (1 + G) times the best so far: the service is saturated, higher levels only queue
+(two, so one level slowed by a noisy neighbour does not end the sweep).
 """
 
 from __future__ import annotations
@@ -23,6 +32,9 @@ from .prompts import CLASSES
 
 MODELS = ["gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet", "mistral-small", "qwen2.5-math-72b"]
 MAX_REQUESTS_PER_LEVEL = 20_000
+FLAT_LEVELS = 2  # levels in a row that add too little before a sweep stops
+# A channel of its own (not shared through the global subchannel pool) is its own connection.
+OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
 
 
 def requests_for(klass: str) -> list[pb.RouteRequest]:
@@ -30,8 +42,11 @@ def requests_for(klass: str) -> list[pb.RouteRequest]:
     return [pb.RouteRequest(prompt=p, candidates=candidates) for p in CLASSES[klass]]
 
 
+Level = dict[str, float]  # concurrency, connections, throughput_rps, errors, percentiles
+
+
 def percentiles(ms: list[float]) -> dict[str, float]:
-    a = np.asarray(ms)
+    a = np.asarray(ms) if ms else np.asarray([float("nan")])
     return {
         "n": len(ms),
         "p50_ms": float(np.percentile(a, 50)),
@@ -56,17 +71,23 @@ def sequential(address: str, klass: str, n: int) -> dict[str, object]:
     return {"client": percentiles(latencies), "service_total": percentiles(service)}
 
 
-async def _level(address: str, klass: str, concurrency: int, seconds: float) -> dict[str, object]:
+async def _level(
+    address: str, klass: str, concurrency: int, seconds: float, connections: int | None
+) -> Level:
     reqs = requests_for(klass)
     latencies: list[float] = []
     errors = 0
-    stop_at = time.perf_counter() + seconds
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = pb_grpc.DecisionServiceStub(channel)
-        await stub.Route(reqs[0], timeout=30)
+    count = 1 if connections is None else (connections or concurrency)
+    options = None if connections is None else OWN_CONNECTION
+    channels = [grpc.aio.insecure_channel(address, options=options) for _ in range(count)]
+    try:
+        stubs = [pb_grpc.DecisionServiceStub(c) for c in channels]
+        await asyncio.gather(*(s.Route(reqs[0], timeout=30) for s in stubs))  # connect first
+        stop_at = time.perf_counter() + seconds
 
         async def worker(offset: int) -> None:
             nonlocal errors
+            stub = stubs[offset % len(stubs)]
             i = offset
             while time.perf_counter() < stop_at and len(latencies) < MAX_REQUESTS_PER_LEVEL:
                 started = time.perf_counter()
@@ -81,12 +102,38 @@ async def _level(address: str, klass: str, concurrency: int, seconds: float) -> 
         began = time.perf_counter()
         await asyncio.gather(*(worker(k) for k in range(concurrency)))
         elapsed = time.perf_counter() - began
+    finally:
+        await asyncio.gather(*(c.close(None) for c in channels))
     return {
         "concurrency": concurrency,
+        "connections": count,
         "throughput_rps": len(latencies) / elapsed,
         "errors": errors,
         **percentiles(latencies),
     }
+
+
+def sweep(
+    address: str,
+    klass: str,
+    levels: list[int],
+    seconds: float,
+    *,
+    connections: int | None = None,
+    until_flat: float | None = None,
+) -> list[Level]:
+    """Rising concurrency; with ``until_flat``, stop once levels stop adding throughput."""
+    out: list[Level] = []
+    best, flat = 0.0, 0
+    for concurrency in levels:
+        level = asyncio.run(_level(address, klass, concurrency, seconds, connections))
+        out.append(level)
+        rps = level["throughput_rps"]
+        flat = flat + 1 if out[1:] and rps < best * (1.0 + (until_flat or 0.0)) else 0
+        if until_flat is not None and flat >= FLAT_LEVELS:
+            break
+        best = max(best, rps)
+    return out
 
 
 def main() -> None:
@@ -96,6 +143,8 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=0)
     parser.add_argument("--concurrency", type=int, nargs="*", default=[])
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=None, help="0: one per worker")
+    parser.add_argument("--until-flat", type=float, default=None, metavar="GAIN")
     args = parser.parse_args()
     host = args.address.rsplit(":", 1)[0]
     if host not in {"127.0.0.1", "localhost", "[::1]"}:
@@ -104,9 +153,14 @@ def main() -> None:
     if args.sequential:
         out["sequential"] = sequential(args.address, args.klass, args.sequential)
     if args.concurrency:
-        out["levels"] = [
-            asyncio.run(_level(args.address, args.klass, c, args.seconds)) for c in args.concurrency
-        ]
+        out["levels"] = sweep(
+            args.address,
+            args.klass,
+            args.concurrency,
+            args.seconds,
+            connections=args.connections,
+            until_flat=args.until_flat,
+        )
     print(json.dumps(out))
 
 

@@ -1,0 +1,171 @@
+"""Figures taken over gRPC: the service in its own process, the load from another one."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+
+from decision_service.api.v1 import admin_pb2, admin_pb2_grpc
+from decision_service.bundle import read_manifest
+from decision_service.local import LocalService
+
+from .client import Level, requests_for
+from .configs import EncoderConfig
+from .plan import Plan
+from .prompts import CLASSES
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def client(address: str, *args: str) -> dict[str, object]:
+    """Run the load generator (tests.bench.client) in its own process; its JSON answer."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.bench.client", "--address", address, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bench client failed ({done.returncode}): {done.stderr[-2000:]}")
+    answer = json.loads(done.stdout)
+    assert isinstance(answer, dict)
+    return answer
+
+
+def sweep(
+    address: str, plan: Plan, seconds: float, *, connections: int | None = None
+) -> list[Level]:
+    """Short prompts at rising concurrency until the throughput stops growing."""
+    args = ["--klass", "short", "--seconds", str(seconds), "--until-flat", str(plan.until_flat)]
+    args += ["--concurrency", *(str(c) for c in plan.levels)]
+    if connections is not None:
+        args += ["--connections", str(connections)]
+    levels = client(address, *args)["levels"]
+    assert isinstance(levels, list)
+    return levels
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_service(
+    config: EncoderConfig, *, bundle: Path | None = None, env: dict[str, str] | None = None
+) -> LocalService:
+    return LocalService(
+        bundle or config.bundle_dir,
+        "--log-level",
+        "WARNING",
+        *config.service_args(),
+        env=env,
+        cwd=REPO,
+    ).start()
+
+
+def over_grpc(config: EncoderConfig, plan: Plan) -> dict[str, object]:
+    """Sequential latency per prompt class, the concurrency sweep, and the LiteLLM strategy."""
+    from gateway_client.bench_overhead import measure
+
+    service = start_service(config)
+    address = service.address
+    try:
+        out: dict[str, object] = {"rss_mb": rss_mb(service.pid)}
+        for klass in CLASSES:
+            n = str(plan.sequential[klass])
+            out[klass] = client(address, "--klass", klass, "--sequential", n)["sequential"]
+        cpu0, t0 = cpu_seconds(service.pid), time.perf_counter()
+        out["levels_short"] = sweep(address, plan, plan.seconds)
+        out["sweep_service_cores"] = (cpu_seconds(service.pid) - cpu0) / (time.perf_counter() - t0)
+        out["rss_mb_after_load"] = rss_mb(service.pid)
+        names = read_manifest(config.bundle_dir).model_names
+        out["litellm"] = measure(address, names, plan.overhead_picks)
+        return out
+    finally:
+        service.stop()
+
+
+def batched_sweep(config: EncoderConfig, plan: Plan) -> list[Level]:
+    """The same sweep with encoder batching on (8 prompts a run, 8 worker threads)."""
+    env = {"ROUTEIQ_ENCODER_BATCH_MAX": "8", "ROUTEIQ_WORKERS": "8"}
+    service = start_service(config, env=env)
+    try:
+        return sweep(service.address, plan, plan.seconds)
+    finally:
+        service.stop()
+
+
+def rss_three_bundles(config: EncoderConfig) -> dict[str, object]:
+    """RSS with one bundle loaded, then with three versions loaded (keep_versions=3).
+
+    The service serves a pointer symlink in a temp folder; the pointer is moved to each of
+    the config's three bundles in turn and AdminService.Reload loads it, so the first two
+    stay loaded for rollback. ListVersions confirms what is loaded.
+    """
+    token = secrets.token_hex(16)
+    auth = [("authorization", f"Bearer {token}")]
+    env = {
+        "ROUTEIQ_ADMIN_TOKEN": token,
+        "ROUTEIQ_RELOAD_POLL_MS": "0",  # Reload below is the only way a bundle loads
+        "ROUTEIQ_KEEP_VERSIONS": "3",
+    }
+    bundles = [os.path.realpath(b) for b in config.rss_bundles]
+    with tempfile.TemporaryDirectory(prefix="routeiq-bench-") as tmp:
+        pointer = Path(tmp) / "current"
+        os.symlink(bundles[0], pointer)
+        service = start_service(config, bundle=pointer, env=env)
+        try:
+            with grpc.insecure_channel(service.address) as channel:
+                _route_each_class(channel)
+                one = rss_mb(service.pid)
+                admin = admin_pb2_grpc.AdminServiceStub(channel)
+                for bundle in bundles[1:]:
+                    staged = Path(tmp) / "next"
+                    os.symlink(bundle, staged)
+                    os.replace(staged, pointer)
+                    admin.Reload(
+                        admin_pb2.ReloadRequest(reason="bench"), metadata=auth, timeout=120
+                    )
+                    _route_each_class(channel)
+                versions = admin.ListVersions(admin_pb2.ListVersionsRequest(), metadata=auth)
+                status = admin.GetStatus(admin_pb2.GetStatusRequest(), metadata=auth)
+            three = rss_mb(service.pid)
+        finally:
+            service.stop()
+    return {
+        "encoder": status.encoder_name,
+        "versions_loaded": [
+            {"version": v.version, "router_type": v.router_type, "active": v.active}
+            for v in versions.versions
+        ],
+        "rss_mb_one_bundle": one,
+        "rss_mb_three_bundles": three,
+    }
+
+
+def _route_each_class(channel: grpc.Channel) -> None:
+    """A few Route calls of every prompt class: RSS after real work, not just after loading."""
+    from decision_service.api.v1 import decision_pb2_grpc
+
+    stub = decision_pb2_grpc.DecisionServiceStub(channel)
+    for klass in CLASSES:
+        for request in requests_for(klass):
+            stub.Route(request, timeout=30)

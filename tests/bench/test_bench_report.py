@@ -1,0 +1,128 @@
+"""The bench's pure logic on made-up figures: no load, no timing, nothing asserted about speed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.bench import client, report
+from tests.bench.plan import Plan
+
+
+def _level(concurrency: int, rps: float, p99: float, errors: int = 0) -> dict[str, float]:
+    return {
+        "concurrency": concurrency,
+        "throughput_rps": rps,
+        "p50_ms": p99 / 2,
+        "p99_ms": p99,
+        "p999_ms": p99,
+        "errors": errors,
+    }
+
+
+LEVELS = [_level(1, 90, 8), _level(2, 160, 9.5), _level(4, 175, 30), _level(8, 176, 60)]
+
+
+def test_hpa_sizing_takes_the_fastest_level_within_the_bar_per_core() -> None:
+    strict = report.hpa_sizing(LEVELS, cpus=2, p99_ms=10)
+    assert strict is not None
+    assert (strict["concurrency"], strict["rps_per_core"]) == (2, 80)
+    user = report.hpa_sizing(LEVELS, cpus=2, p99_ms=50)
+    assert user is not None and user["concurrency"] == 4
+    assert report.hpa_sizing(LEVELS, cpus=2, p99_ms=5) is None
+    assert report.hpa_sizing([_level(1, 90, 8, errors=1)], cpus=2, p99_ms=10) is None
+
+
+def _config(p99_short: float) -> dict[str, Any]:
+    klass = {"p50_ms": 5.0, "p99_ms": p99_short, "n": 10, "tokens": [8, 16]}
+    grpc_klass = {"client": {"p50_ms": 6.0, "p99_ms": p99_short, "p999_ms": 12.0}}
+    return {
+        "encoder_dir": "e",
+        "bundle_dir": "b",
+        "in_process": {
+            **{k: klass for k in ("short", "paragraph", "long_code")},
+            "batch32_short_qps": 250.0,
+            "threads_short_qps": 200.0,
+            "threads": 2,
+        },
+        "grpc": {
+            **{k: grpc_klass for k in ("short", "paragraph", "long_code")},
+            "levels_short": LEVELS,
+            "sweep_service_cores": 1.9,
+            "rss_mb": 200.0,
+            "rss_mb_after_load": 210.0,
+            "litellm": {
+                "picks": 10,
+                "candidates": 5,
+                **{
+                    f"{p}_{q}_ms": 0.05
+                    for p in ("route", "strategy", "no_rpc", "open")
+                    for q in ("p50", "p99")
+                },
+                "added_p50_ms": 0.4,
+            },
+        },
+        "rss": {
+            "encoder": "x/fp32",
+            "versions_loaded": [{"version": v, "router_type": "knn"} for v in "abc"],
+            "rss_mb_one_bundle": 210.0,
+            "rss_mb_three_bundles": 230.0,
+        },
+    }
+
+
+def test_summary_marks_each_target_and_recommends_the_faster_process_model() -> None:
+    model = {
+        "model": "reuseport",
+        "description": "2 processes",
+        "levels_short": LEVELS,
+        "saturation": LEVELS[-1],
+        "rss_mb_total": 400.0,
+        "service_cpu_s": [1.0, 1.0],
+    }
+    results: dict[str, Any] = {
+        "machine": {"cpus": 2},
+        "configs": {"fp32": _config(p99_short=12.0), "int8": _config(p99_short=9.0)},
+        "seeds": {k: {"p50_ms": 60.0, "p99_ms": 70.0} for k in ("short", "paragraph", "long_code")}
+        | {"train_rows": 5},
+        "process_model": {
+            "config": "fp32",
+            "best": "reuseport",
+            "models": [model, {"model": "threads", "description": "d", "error": "no"}],
+        },
+    }
+    report.summarize(results)
+    met = {name: [t["met"] for t in c["targets"]] for name, c in results["configs"].items()}
+    # p99 short, saturation (176/200), seeds (60/6), strategy adds, open breaker
+    assert met == {"fp32": [False, True, True, True, True], "int8": [True, True, True, True, True]}
+    rec = results["recommendation"]
+    assert (rec["config"], rec["process_model"]) == ("fp32", "reuseport")
+    assert rec["hpa"][report.hpa_key(10)]["rps"] == 160
+    text = report.render(results)
+    assert "size the HPA at 80 requests/s per core for p99 <= 10 ms" in text
+    assert "NOT MET" in text and "not measured: no" in text
+
+
+def test_sweep_stops_after_two_levels_that_add_too_little(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rates = {1: 100.0, 2: 180.0, 4: 185.0, 8: 300.0, 16: 301.0, 32: 290.0, 64: 500.0}
+
+    async def fake_level(
+        address: str, klass: str, concurrency: int, seconds: float, connections: int | None
+    ) -> dict[str, float]:
+        return _level(concurrency, rates[concurrency], 1.0)
+
+    monkeypatch.setattr(client, "_level", fake_level)
+    swept = client.sweep("127.0.0.1:1", "short", list(rates), 0.1, until_flat=0.05)
+    assert [lv["concurrency"] for lv in swept] == [1, 2, 4, 8, 16, 32]
+    every = client.sweep("127.0.0.1:1", "short", list(rates), 0.1)
+    assert len(every) == len(rates)
+
+
+def test_quick_plan_is_smaller_and_seconds_override_both_sweeps() -> None:
+    quick, full = Plan.quick(), Plan()
+    assert quick.sequential["short"] < full.sequential["short"]
+    assert quick.overhead_picks < full.overhead_picks
+    assert Plan().with_seconds(2.0).model_seconds == 2.0
