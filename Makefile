@@ -37,9 +37,12 @@ artifacts: $(ARTIFACTS)/.built
 demo: $(ARTIFACTS)/.built
 	$(PY) -m gateway_client.demo --artifacts $(ARTIFACTS)
 
-# Latency/throughput table: in process, over gRPC from another process, and the seeds' way.
+# Latency/throughput for the fp32 and int8 encoders (int8 built once into $(ARTIFACTS)/int8):
+# in process, over gRPC from another process, the seeds' way, the LiteLLM strategy, RSS with
+# three bundles, the process model and the HPA rule; BRIEF targets MET / NOT MET. ~10 min.
+# Smoke run: make bench BENCH_ARGS=--quick
 bench: $(ARTIFACTS)/.built
-	$(PY) -m tests.bench.run --artifacts $(ARTIFACTS) --out bench-results.json
+	$(PY) -m tests.bench.run --artifacts $(ARTIFACTS) --out bench-results.json $(BENCH_ARGS)
 
 serve: $(ARTIFACTS)/.built
 	$(PY) -m decision_service --bundle $(ARTIFACTS)/knn --port $(PORT)
@@ -104,6 +107,16 @@ bench-quality: $(VENV)/.installed
 	$(PY) -m trainer encoder --out $(ARTIFACTS)/encoder
 	$(PY) -m trainer bench-quality --data $(DATA) --encoder $(ARTIFACTS)/encoder \
 		--out $(ARTIFACTS)/bench-quality --cache .cache/embeddings
+
+# The int8 encoder and shorter token limits beside fp32 at 256 tokens, on the same split: each
+# variant embeds the prompts itself and trains its own routers (knn, mlp); prints APGR, CPT,
+# agreement with the fp32 router, cosine to fp32, truncated share and single-prompt encoder
+# latency. Figures in $(ARTIFACTS)/bench-encoder/bench_encoder.json.
+.PHONY: bench-encoder
+bench-encoder: $(VENV)/.installed
+	$(PY) -m trainer encoder --out $(ARTIFACTS)/encoder
+	$(PY) -m trainer bench-encoder --data $(DATA) --encoder $(ARTIFACTS)/encoder \
+		--out $(ARTIFACTS)/bench-encoder --cache .cache/embeddings
 
 # What the LiteLLM strategy adds over a bare Route call, and the open-breaker pick (prints p50/p99).
 .PHONY: bench-gateway

@@ -56,9 +56,7 @@ class EmbeddingFront:
     ) -> None:
         self.encoder = encoder
         self.cache_size = cache_size
-        # A dynamically quantized (int8) graph scales activations over the whole batch, so a
-        # prompt's embedding would depend on its batch mates: such encoders never batch.
-        self.max_batch = max(1, max_batch) if encoder.identity.variant == "fp32" else 1
+        self.max_batch = max(1, max_batch) if encoder.identity.batch_independent else 1
         self.max_parallel = max(1, max_parallel)
         self.stats = FrontStats()
         self._cache: OrderedDict[bytes, tuple[np.ndarray, int, bool]] = OrderedDict()

@@ -39,6 +39,15 @@ class EncoderIdentity(_Strict):
         canonical = json.dumps(self.model_dump(), sort_keys=True).encode()
         return hashlib.sha256(canonical).hexdigest()[:16]
 
+    @property
+    def batch_independent(self) -> bool:
+        """Whether a prompt's embedding is the same whatever it is batched with.
+
+        Not for dynamically quantized graphs (``int8``, ``int8-t64``, ...): their activation
+        scales span the whole batch, so they must embed one prompt per run everywhere.
+        """
+        return not self.variant.startswith("int8")
+
 
 class EncoderManifest(_Strict):
     """encoder.json: an ONNX sentence encoder (mean pooling + L2 norm inside the graph)."""

@@ -2,11 +2,15 @@
 
     python -m trainer encoder --out artifacts/encoder
     python -m trainer quantize --encoder artifacts/encoder --out artifacts-int8/encoder
+    python -m trainer encoder-variant --encoder artifacts/encoder --out DIR [--int8]
+                              [--max-tokens 128]
     python -m trainer synth   --out artifacts/data [-n 1800] [--seed 7]
     python -m trainer train   --router knn --data artifacts/data --encoder artifacts/encoder \\
                               --out artifacts [--seed 7] [--k 20 | --epochs 40]
     python -m trainer build   --out artifacts [-n 1800] [--seed 7]
     python -m trainer bench-quality --data DIR_OF_ROUTELLM_CSVS --encoder DIR --out DIR
+    python -m trainer bench-encoder --data DIR_OF_ROUTELLM_CSVS --encoder FP32_DIR --out DIR
+                              [--routers knn mlp] [--token-limits 64 128 256]
     python -m trainer publish  --registry URI --bundle DIR [--name N] [--promote canary]
     python -m trainer promote  --registry URI --version V --channel stable [--floor X]
                                [--metric apgr] [--force --reason TEXT]
@@ -48,6 +52,17 @@ def _parser() -> argparse.ArgumentParser:
     qz.add_argument("--encoder", type=Path, required=True, help="fp32 encoder directory")
     qz.add_argument("--out", type=Path, required=True)
 
+    ev = sub.add_parser(
+        "encoder-variant",
+        help="derive an int8 and/or shorter-token-limit encoder (routers must be trained on it)",
+    )
+    ev.add_argument("--encoder", type=Path, required=True, help="source encoder directory")
+    ev.add_argument("--out", type=Path, required=True)
+    ev.add_argument("--int8", action="store_true", help="quantize the (fp32) graph to int8")
+    ev.add_argument(
+        "--max-tokens", type=int, default=None, help="token limit (default: the source's)"
+    )
+
     syn = sub.add_parser("synth", help="write a synthetic routing data set (LLMRouter format)")
     syn.add_argument("--out", type=Path, required=True)
     syn.add_argument("-n", type=int, default=1800, help="number of prompts (default 1800)")
@@ -84,6 +99,27 @@ def _parser() -> argparse.ArgumentParser:
     bq.add_argument("--cache", type=Path, default=Path(".cache/embeddings"))
     bq.add_argument("--seed", type=int, default=0)
     bq.add_argument("--families", nargs="+", default=list(ROUTER_TYPES), choices=ROUTER_TYPES)
+
+    be = sub.add_parser(
+        "bench-encoder", help="fp32 vs int8 encoder and token limits: routing quality, latency"
+    )
+    be.add_argument("--data", type=Path, required=True)
+    be.add_argument("--encoder", type=Path, required=True, help="fp32 encoder directory")
+    be.add_argument("--out", type=Path, required=True)
+    be.add_argument("--cache", type=Path, default=Path(".cache/embeddings"))
+    be.add_argument("--seed", type=int, default=0)
+    be.add_argument(
+        "--routers",
+        "--families",
+        dest="families",
+        nargs="+",
+        default=["knn", "mlp"],
+        choices=ROUTER_TYPES,
+    )
+    be.add_argument("--token-limits", type=int, nargs="+", default=[64, 128, 256])
+    be.add_argument("--latency-prompts", type=int, default=200, help="held-out prompts timed")
+    be.add_argument("--latency-repeats", type=int, default=3)
+    be.add_argument("--threads", type=int, default=2, help="intra-op threads for embedding")
 
     def registry_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--registry", required=True, help="dir, file:///dir or s3://bucket/prefix")
@@ -164,6 +200,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 0
 
+    if args.command == "encoder-variant":
+        from trainer.encoder_variants import derive_variant
+
+        variant = derive_variant(args.encoder, args.out, int8=args.int8, max_tokens=args.max_tokens)
+        identity = variant.manifest.identity
+        print(
+            f"{identity.variant} encoder ({identity.max_tokens} tokens) written to "
+            f"{variant.directory} (cosine to its source on {variant.compared_texts} parity "
+            f"texts: min {variant.min_cosine:.3f}, mean {variant.mean_cosine:.3f})"
+        )
+        return 0
+
     if args.command == "synth":
         out = pipeline.write_synthetic(args.out, n=args.n, seed=args.seed)
         print(f"synthetic routing data written to {out}")
@@ -192,6 +240,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(format_summary(summary))
         print(f"\nfigures: {args.out / 'quality.json'}  plot: {args.out / 'quality_cost.png'}")
+        return 0
+
+    if args.command == "bench-encoder":
+        from trainer import bench_encoder
+
+        benched = bench_encoder.run(
+            args.data,
+            args.encoder,
+            args.out,
+            cache_dir=args.cache,
+            seed=args.seed,
+            families=tuple(args.families),
+            token_limits=tuple(args.token_limits),
+            latency_prompts=args.latency_prompts,
+            latency_repeats=args.latency_repeats,
+            threads=args.threads,
+        )
+        print(bench_encoder.format_summary(benched))
+        print(f"\nfigures: {args.out / bench_encoder.RESULT_FILE}")
         return 0
 
     if args.command == "train":

@@ -16,9 +16,10 @@ def embed_texts(encoder: OnnxEncoder, texts: Sequence[str], *, batch_size: int =
     hence not changing the result beyond float rounding) costs little. A dynamically
     quantized encoder (int8) is the exception: its activation scales are computed over the
     whole batch, so a prompt's embedding depends on its batch mates. Such encoders embed one
-    prompt per run, exactly as the service does with batching off.
+    prompt per run, exactly as the service does with batching off. (A token limit does not
+    change this: ``fp32-t64`` batches, ``int8-t64`` does not.)
     """
-    if encoder.identity.variant != "fp32":
+    if not encoder.identity.batch_independent:
         batch_size = 1
     out = np.zeros((len(texts), encoder.dimension), dtype=np.float32)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

@@ -88,7 +88,7 @@ def export_encoder(out_dir: Path, *, model_path: Path | None = None) -> EncoderE
 
     with staging_dir(out_dir) as staging:
         _export_graph(st, staging / "encoder.onnx")
-        _write_tokenizer(model_path / "tokenizer.json", staging / "tokenizer.json")
+        write_tokenizer(model_path / "tokenizer.json", staging / "tokenizer.json")
         manifest = EncoderManifest(
             identity=EncoderIdentity(
                 name=ENCODER_NAME,
@@ -205,18 +205,19 @@ def _export_graph(st: Any, path: Path) -> None:
         )
 
 
-def _write_tokenizer(source: Path, target: Path) -> None:
-    """Copy tokenizer.json with its truncation set to MAX_TOKENS and padding off.
+def write_tokenizer(source: Path, target: Path, max_tokens: int = MAX_TOKENS) -> None:
+    """Copy tokenizer.json with its truncation set to ``max_tokens`` and padding off.
 
     The upstream file pads every input to 128 tokens and truncates at 128, unlike
     sentence-transformers (256, no fixed padding); normalising it means any consumer of
     the file, not only ``OnnxEncoder`` (which sets both itself), tokenizes as training did.
+    Token-limit variants (``trainer.encoder_variants``) rewrite it with their own limit.
     """
     spec = json.loads(source.read_text(encoding="utf-8"))
     truncation = spec.get("truncation") or {"strategy": "LongestFirst", "stride": 0}
     spec["truncation"] = {
         **truncation,
-        "max_length": MAX_TOKENS,
+        "max_length": max_tokens,
         "direction": truncation.get("direction", "Right"),
     }
     spec["padding"] = None

@@ -62,6 +62,7 @@ class TrainResult:
     results: list[PolicyResult]
     table: str
     metrics: dict[str, object]
+    held_out_predicted: np.ndarray  # [test, m] what the exported graph predicts, split.test order
 
     @property
     def directory(self) -> Path:
@@ -250,6 +251,7 @@ def train_bundle(
         results=results,
         table=format_table(results, title=title),
         metrics=metrics_doc,
+        held_out_predicted=predicted,
     )
 
 

@@ -80,6 +80,21 @@ def router_figures(advantage: np.ndarray, weak: np.ndarray, strong: np.ndarray) 
     return figures(curve_from_order(order, weak, strong))
 
 
+def strong_calls(advantage: np.ndarray, share: float) -> np.ndarray:
+    """bool [n]: the prompts a router sends to the strong model at strong-call share ``share``.
+
+    The threshold that sends ``round(share * n)`` prompts to the strong model: the largest
+    predicted advantages, ties in prompt order, exactly the point ``k = round(share * n)``
+    of the curve ``router_figures`` sweeps.
+    """
+    advantage = np.asarray(advantage, np.float64)
+    n = len(advantage)
+    k = round(share * n)
+    chosen = np.zeros(n, dtype=bool)
+    chosen[np.argsort(-advantage, kind="stable")[:k]] = True
+    return chosen
+
+
 def oracle_figures(weak: np.ndarray, strong: np.ndarray) -> RouteLLMFigures:
     return router_figures(
         np.asarray(strong, np.float64) - np.asarray(weak, np.float64), weak, strong
