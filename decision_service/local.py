@@ -29,13 +29,16 @@ class LocalService:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         output: IO[bytes] | None = None,
+        port: int | None = None,
     ) -> None:
         self.bundle_dir = Path(bundle_dir)
         self.args = args
         self.env = env or {}
         self.cwd = cwd
         self.output = output
-        self.port = free_loopback_port()
+        # An explicit port may already be served: gRPC binds with SO_REUSEPORT, so a second
+        # process on it shares the listening port (the kernel spreads new connections).
+        self.port = port if port is not None else free_loopback_port()
         self.address = f"127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -97,8 +97,8 @@ def _start_group(config: EncoderConfig, model: ProcessModel) -> list[LocalServic
                 *config.service_args(),
                 env=model.env(),
                 cwd=first.cwd,
+                port=first.port,
             )
-            extra.port, extra.address = first.port, first.address  # the same port as the first
             group.append(extra.start())  # returns at once: the first answers the probe
             deadline = time.monotonic() + 120
             while _listeners(first.port) < len(group):
