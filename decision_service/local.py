@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import IO
 
+import grpc
+
 from .probe import wait_serving
 
 
@@ -42,7 +44,10 @@ class LocalService:
         self.address = f"127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout_s: float = 120.0) -> LocalService:
+    def start(
+        self, timeout_s: float = 120.0, credentials: grpc.ChannelCredentials | None = None
+    ) -> LocalService:
+        """Start the process and wait until it is SERVING (probed over TLS with ``credentials``)."""
         command = [
             sys.executable, "-m", "decision_service", "--bundle", str(self.bundle_dir),
             "--host", "127.0.0.1", "--port", str(self.port), *self.args,
@@ -56,7 +61,12 @@ class LocalService:
         )
         self.process = process
         try:
-            wait_serving(self.address, timeout_s, alive=lambda: process.poll() is None)
+            wait_serving(
+                self.address,
+                timeout_s,
+                alive=lambda: process.poll() is None,
+                credentials=credentials,
+            )
         except Exception:
             self.stop()
             raise

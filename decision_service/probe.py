@@ -14,23 +14,41 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
-def check(address: str, service: str = "", timeout_s: float = 1.0) -> int:
-    """The health status of ``service`` at ``address`` (raises grpc.RpcError when unreachable)."""
-    with grpc.insecure_channel(address) as channel:
+def check(
+    address: str,
+    service: str = "",
+    timeout_s: float = 1.0,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> int:
+    """The health status of ``service`` at ``address`` (raises grpc.RpcError when unreachable).
+
+    Plaintext unless ``credentials`` are given (a TLS server).
+    """
+    channel = (
+        grpc.insecure_channel(address)
+        if credentials is None
+        else grpc.secure_channel(address, credentials)
+    )
+    with channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service=service), timeout=timeout_s
         )
     return int(reply.status)
 
 
-def wait_serving(address: str, timeout_s: float = 60.0, alive: object = None) -> None:
+def wait_serving(
+    address: str,
+    timeout_s: float = 60.0,
+    alive: object = None,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> None:
     """Block until ``address`` reports SERVING; ``alive()`` returning False aborts early."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if callable(alive) and not alive():
             raise RuntimeError(f"the server for {address} exited before serving")
         try:
-            if check(address) == SERVING:
+            if check(address, credentials=credentials) == SERVING:
                 return
         except grpc.RpcError:
             pass

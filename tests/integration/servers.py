@@ -5,20 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import grpc
 import onnx
 import onnx.numpy_helper
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from decision_service.local import free_loopback_port
+from decision_service.local import LocalService, free_loopback_port
 from decision_service.manifest import BUNDLE_MANIFEST, sha256_file
-from decision_service.probe import wait_serving
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,90 +20,32 @@ REPO = Path(__file__).resolve().parents[2]
 free_port = free_loopback_port
 
 
-class DecisionServiceProcess:
-    """``python -m decision_service`` on a loopback port; stop and start again on the same port."""
+class DecisionServiceProcess(LocalService):
+    """``LocalService`` for tests: an explicit encoder, output in a log file the test can read,
+    readiness probed over TLS when ``channel_credentials`` is set, and restartable on its port.
+    """
 
     def __init__(self, bundle_dir: Path, encoder_dir: Path, *extra_args: str, **env: str) -> None:
-        self.bundle_dir = bundle_dir
-        self.encoder_dir = encoder_dir
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.extra_args = extra_args
-        self.env = env
-        self.process: subprocess.Popen[bytes] | None = None
-        # Set for a TLS server: readiness is then probed over a secure channel.
+        super().__init__(bundle_dir, "--encoder", str(encoder_dir), *extra_args, env=env, cwd=REPO)
         self.channel_credentials: grpc.ChannelCredentials | None = None
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"routeiq-service-{self.port}.log"
 
-    def start(self, timeout_s: float = 60.0) -> DecisionServiceProcess:
-        cmd = [
-            sys.executable,
-            "-m",
-            "decision_service",
-            "--bundle",
-            str(self.bundle_dir),
-            "--encoder",
-            str(self.encoder_dir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            *self.extra_args,
-        ]
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
-        )
-        try:
-            if self.channel_credentials is None:
-                wait_serving(self.address, timeout_s, alive=lambda: self.process.poll() is None)
-            else:
-                self._wait_serving_secure(timeout_s)
-        except Exception:
-            self.stop()
-            raise RuntimeError(f"decision service failed to start:\n{self.log()}") from None
-        return self
-
-    def _wait_serving_secure(self, timeout_s: float) -> None:
-        assert self.channel_credentials is not None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                raise RuntimeError("the server exited before serving")
-            with grpc.secure_channel(self.address, self.channel_credentials) as channel:
-                try:
-                    reply = health_pb2_grpc.HealthStub(channel).Check(
-                        health_pb2.HealthCheckRequest(), timeout=1
-                    )
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.address} did not become SERVING over TLS")
-
-    def stop(self, timeout_s: float = 20.0) -> int | None:
-        """SIGTERM and wait; returns the exit code."""
-        if self.process is None:
-            return None
-        process, self.process = self.process, None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+    def start(
+        self, timeout_s: float = 60.0, credentials: grpc.ChannelCredentials | None = None
+    ) -> DecisionServiceProcess:
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self.output = log
             try:
-                return process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        return process.returncode
+                super().start(timeout_s, credentials or self.channel_credentials)
+            except Exception:
+                raise RuntimeError(f"decision service failed to start:\n{self.log()}") from None
+        return self
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def __enter__(self) -> DecisionServiceProcess:
         return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def switch_pointer(link: Path, target: Path) -> None:
