@@ -19,8 +19,8 @@ from .manifest import ENCODER_MANIFEST, EncoderIdentity, EncoderManifest, sha256
 from .onnx_session import cpu_session
 from .safety import refuse_unsafe_onnx
 
-# A word piece is at least one character, so this many characters always hold the
-# first ``max_tokens`` tokens; cutting first keeps a megabyte prompt cheap to tokenize.
+# Cutting a prompt to this many characters a token before tokenizing keeps a megabyte prompt
+# cheap; ordinary text averages 4-5 characters a token, so the cut almost never loses one.
 _CHARS_PER_TOKEN_BOUND = 24
 
 
@@ -80,6 +80,19 @@ class OnnxEncoder:
         limit = self.identity.max_tokens
         char_bound = limit * _CHARS_PER_TOKEN_BOUND
         encodings = self._tokenizer.encode_batch([t[:char_bound] for t in texts])
+        # The cut is exact only when what is left still fills the limit. A word of over 100
+        # characters is one [UNK] token, so a text of such words can be cut short of it:
+        # those few are tokenized whole, as sentence-transformers does.
+        short = [
+            i
+            for i, (text, enc) in enumerate(zip(texts, encodings, strict=True))
+            if len(text) > char_bound and len(enc.ids) < limit
+        ]
+        for i, enc in zip(
+            short, self._tokenizer.encode_batch([texts[i] for i in short]), strict=True
+        ):
+            encodings[i] = enc
+        whole = set(short)
         width = max(len(e.ids) for e in encodings)
         batch = len(encodings)
         ids = np.zeros((batch, width), np.int64)
@@ -91,7 +104,7 @@ class OnnxEncoder:
             ids[row, :n] = enc.ids
             mask[row, :n] = enc.attention_mask
             types[row, :n] = enc.type_ids
-            truncated.append(bool(enc.overflowing) or len(text) > char_bound)
+            truncated.append(bool(enc.overflowing) or (len(text) > char_bound and row not in whole))
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         (embeddings,) = self._session.run(
             [self.manifest.output_name], {name: feeds[name] for name in self._input_names}

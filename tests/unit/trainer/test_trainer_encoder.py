@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tokenizers import Tokenizer
 
 from decision_service.encoder import OnnxEncoder
 from decision_service.manifest import ENCODER_MANIFEST
@@ -44,6 +45,17 @@ def test_onnx_encoder_matches_sentence_transformers(encoder_dir: Path, sentence_
     # The long text is cut at the token limit, exactly where sentence-transformers cuts it.
     assert batch.truncated[-1] and batch.token_counts[-1] == MAX_TOKENS
     assert not any(batch.truncated[:-1])
+
+
+def test_very_long_words_are_not_cut_before_the_token_limit(encoder_dir: Path):
+    # Each 150-character word is one [UNK] token: 60 of them (9,060 characters) are 62 tokens,
+    # under the limit, though longer than the characters the encoder reads before tokenizing.
+    text = " ".join([c * 150 for c in "abcdefghij"] * 6)
+    encoder = OnnxEncoder(encoder_dir)
+    reference = Tokenizer.from_file(str(encoder_dir / "tokenizer.json")).encode(text)
+    got = encoder.encode([text])
+    assert got.token_counts == [len(reference.ids)] == [62]
+    assert got.truncated == [False]
 
 
 def test_manifest_records_identity_and_normalised_tokenizer(encoder_dir: Path):
