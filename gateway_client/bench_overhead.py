@@ -174,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     extra = ["--log-level", "WARNING"]
     if args.encoder is not None:
         extra += ["--encoder", str(args.encoder)]
-    with LocalService(args.bundle, *extra) as service:
+    # Cache off, as in `make bench`: the prompts repeat, and a hit would time the cache.
+    with LocalService(args.bundle, *extra, env={"ROUTEIQ_EMBEDDING_CACHE_SIZE": "0"}) as service:
         figures = measure(service.address, names, args.n)
     print(format_figures(figures))
     return 0
