@@ -71,35 +71,34 @@ class EmbeddingFront:
             return self.encoder.encode(texts)
         text = texts[0]
         key = _key(text)
-        cached = self._lookup(key)
+        cached = self._lookup(key, count_miss=True)
         if cached is not None:
-            embedding, tokens, truncated = cached
-            return EncodedBatch(embedding[None, :], [tokens], [truncated])
+            return cached
         pending = self._encode_one(text)
         assert pending.embedding is not None
         self._store(key, (pending.embedding, pending.tokens, pending.truncated))
         return EncodedBatch(pending.embedding[None, :], [pending.tokens], [pending.truncated])
 
-    def cached(self, text: str) -> bool:
-        """Whether ``encode([text])`` would be answered from the cache now (no stats kept)."""
-        if self.cache_size <= 0:
-            return False
-        with self._cache_lock:
-            return _key(text) in self._cache
+    def cached(self, text: str) -> EncodedBatch | None:
+        """``encode([text])`` if the cache holds it (a hit), else None (the miss is counted by
+        the ``encode`` that follows)."""
+        return self._lookup(_key(text), count_miss=False)
 
     # ---- cache ----------------------------------------------------------------------
 
-    def _lookup(self, key: bytes) -> tuple[np.ndarray, int, bool] | None:
+    def _lookup(self, key: bytes, *, count_miss: bool) -> EncodedBatch | None:
         if self.cache_size <= 0:
             return None
         with self._cache_lock:
             hit = self._cache.get(key)
             if hit is None:
-                self.stats.cache_misses += 1
+                if count_miss:
+                    self.stats.cache_misses += 1
                 return None
             self._cache.move_to_end(key)
             self.stats.cache_hits += 1
-            return hit
+        embedding, tokens, truncated = hit
+        return EncodedBatch(embedding[None, :], [tokens], [truncated])
 
     def _store(self, key: bytes, value: tuple[np.ndarray, int, bool]) -> None:
         if self.cache_size <= 0:

@@ -71,10 +71,11 @@ class RouteRunner:
                 f"{self.min_deadline_s * 1e3:.2f} ms a decision needs"
             )
         deadline = time.monotonic() + time_remaining_s if time_remaining_s is not None else None
-        if self.engine.decides_quickly(query):
+        cached = self.engine.cached_embedding(query)
+        if cached is not None or self.engine.decides_quickly(query):
             # A cached or given embedding leaves ~0.2 ms of work: less than the hop to a
             # worker thread and back, which costs ~0.5 ms of CPU on the event loop alone.
-            decision = self.engine.decide(query, deadline)
+            decision = self.engine.decide(query, deadline, cached=cached)
         else:
             decision = await self._on_worker(query, deadline, time_remaining_s)
         self.metrics.latency.labels(strategy=decision.strategy_name).observe(
