@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +22,14 @@ FORMAT_VERSION: Literal[1] = 1
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_TOKEN_LIMIT_SUFFIX = re.compile(r"-t\d+$")
+
+
+def graph_variant(variant: str) -> str:
+    """The graph part of a variant name: ``int8-t64`` -> ``int8``, ``fp32`` -> ``fp32``."""
+    return _TOKEN_LIMIT_SUFFIX.sub("", variant)
 
 
 class EncoderIdentity(_Strict):
@@ -46,7 +55,7 @@ class EncoderIdentity(_Strict):
         Not for dynamically quantized graphs (``int8``, ``int8-t64``, ...): their activation
         scales span the whole batch, so they must embed one prompt per run everywhere.
         """
-        return not self.variant.startswith("int8")
+        return graph_variant(self.variant) != "int8"
 
 
 class EncoderManifest(_Strict):

@@ -18,7 +18,6 @@ when a copied graph does not reproduce its source within ``PARITY_TOLERANCE``.
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from decision_service.manifest import (
     ENCODER_MANIFEST,
     EncoderIdentity,
     EncoderManifest,
+    graph_variant,
     sha256_file,
 )
 from trainer.atomic import staging_dir
@@ -48,7 +48,6 @@ INT8 = "int8"
 # Per-channel int8 stays above 0.97 on the parity texts; well below that the quantization
 # went wrong (per-tensor scales alone gave 0.91).
 MIN_COSINE = 0.95
-_TOKEN_SUFFIX = re.compile(r"-t(\d+)$")
 
 
 class EncoderDriftError(RuntimeError):
@@ -67,11 +66,6 @@ class VariantExport:
 def variant_name(graph: str, max_tokens: int) -> str:
     """``fp32`` / ``int8`` at the model's own limit, else ``<graph>-t<max_tokens>``."""
     return graph if max_tokens == MAX_TOKENS else f"{graph}-t{max_tokens}"
-
-
-def graph_variant(variant: str) -> str:
-    """The graph part of a variant name: ``int8-t64`` -> ``int8``, ``fp32`` -> ``fp32``."""
-    return _TOKEN_SUFFIX.sub("", variant)
 
 
 def quantize_int8(source_dir: Path, out_dir: Path) -> VariantExport:

@@ -11,13 +11,13 @@ import pytest
 from decision_service.bundle import load_bundle
 from decision_service.encoder import OnnxEncoder
 from decision_service.errors import BundleRefused
+from decision_service.manifest import graph_variant
 from trainer.cli import main
 from trainer.embed import embed_texts
 from trainer.encoder_variants import (
     INT8,
     MIN_COSINE,
     derive_variant,
-    graph_variant,
     quantize_int8,
     variant_name,
 )
