@@ -8,28 +8,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
 from decision_service.engine import RouteQuery
 from decision_service.policy import CandidateIn
 from decision_service.server import build_engine
 from decision_service.settings import ServiceSettings
 
-from .client import MODELS
+from .client import MODELS, percentiles
 from .configs import EncoderConfig
 from .plan import Plan
 from .prompts import CLASSES
 
 CANDIDATES = [CandidateIn(id=f"{m}-1", model_name=m) for m in MODELS]
-
-
-def pct(ms: list[float]) -> dict[str, float]:
-    a = np.asarray(ms)
-    return {
-        "p50_ms": float(np.percentile(a, 50)),
-        "p99_ms": float(np.percentile(a, 99)),
-        "n": len(ms),
-    }
 
 
 def in_process(config: EncoderConfig, plan: Plan) -> dict[str, object]:
@@ -45,7 +34,7 @@ def in_process(config: EncoderConfig, plan: Plan) -> dict[str, object]:
             engine.decide(RouteQuery(prompt=prompts[i % len(prompts)], candidates=CANDIDATES))
             ms.append((time.perf_counter() - t) * 1e3)
         tokens = engine.encoder.encode(prompts).token_counts
-        out[klass] = {**pct(ms), "tokens": [min(tokens), max(tokens)]}
+        out[klass] = {**percentiles(ms), "tokens": [min(tokens), max(tokens)]}
     short = CLASSES["short"]
     # Batch throughput: one encoder run over 32 prompts, then the router head.
     batch = [short[i % len(short)] for i in range(32)]
@@ -94,7 +83,7 @@ def cache_hit_latency(config: EncoderConfig) -> dict[str, float]:
         t = time.perf_counter()
         engine.decide(query)
         ms.append((time.perf_counter() - t) * 1e3)
-    return {"miss_ms": miss_ms, **pct(ms)}
+    return {"miss_ms": miss_ms, **percentiles(ms)}
 
 
 def seeds_approach(artifacts: Path, plan: Plan) -> dict[str, object]:
@@ -122,5 +111,5 @@ def seeds_approach(artifacts: Path, plan: Plan) -> dict[str, object]:
             t = time.perf_counter()
             knn.predict(model.encode([prompts[i % len(prompts)]], normalize_embeddings=True))
             ms.append((time.perf_counter() - t) * 1e3)
-        out[klass] = pct(ms)
+        out[klass] = percentiles(ms)
     return out
