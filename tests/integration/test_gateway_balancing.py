@@ -27,23 +27,10 @@ from decision_service.api.v1 import decision_pb2, decision_pb2_grpc
 from gateway_client import GatewayClientSettings
 from gateway_client.strategy import METADATA_KEY, Reason, install
 
+from .deployments import GROUP, IDS, MESSAGES, MODEL_LIST
 from .servers import DecisionServiceProcess
 
 pytestmark = pytest.mark.integration
-
-GROUP = "chat"
-IDS = ["dep-mini", "dep-4o", "dep-haiku"]
-MODEL_LIST = [
-    {
-        "model_name": GROUP,
-        "litellm_params": {"model": model, "mock_response": f"from {id}", "api_key": "x"},
-        "model_info": {"id": id},
-    }
-    for id, model in zip(
-        IDS, ["openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-3-haiku"], strict=True
-    )
-]
-MESSAGES = [{"role": "user", "content": "Prove that there are infinitely many primes."}]
 
 
 class SlowDecisionService(decision_pb2_grpc.DecisionServiceServicer):

@@ -30,21 +30,10 @@ from gateway_client.metrics import GatewayMetrics
 from gateway_client.router_view import RouterView
 from gateway_client.strategy import METADATA_KEY, Reason, install
 
+from .deployments import GROUP, IDS, MESSAGES, MODEL_LIST
+
 pytestmark = pytest.mark.integration
 
-GROUP = "chat"
-IDS = ["dep-mini", "dep-4o", "dep-haiku"]
-MODEL_LIST = [
-    {
-        "model_name": GROUP,
-        "litellm_params": {"model": model, "mock_response": f"from {id}", "api_key": "x"},
-        "model_info": {"id": id},
-    }
-    for id, model in zip(
-        IDS, ["openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-3-haiku"], strict=True
-    )
-]
-MESSAGES = [{"role": "user", "content": "Prove that there are infinitely many primes."}]
 THRESHOLD = 3
 RATE_LIMITED = "litellm.RateLimitError"  # a mock_response that raises
 COOLDOWN_S = 0.5

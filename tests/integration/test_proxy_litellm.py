@@ -23,24 +23,14 @@ from decision_service.api.v1 import decision_pb2
 from gateway_client import DecisionClient
 from gateway_client.request import candidate_for
 
+from .deployments import GROUP, IDS
+from .deployments import MODEL_LIST as DEPLOYMENTS
 from .servers import REPO, DecisionServiceProcess, free_port
 
 pytestmark = pytest.mark.integration
 
 PROXY_BIN = REPO / ".venv-proxy" / "bin" / "litellm"
 MASTER_KEY = "sk-routeiq-test"
-GROUP = "chat"
-IDS = ["dep-mini", "dep-4o", "dep-haiku"]
-DEPLOYMENTS = [
-    {
-        "model_name": GROUP,
-        "litellm_params": {"model": model, "mock_response": f"from {id}", "api_key": "x"},
-        "model_info": {"id": id},
-    }
-    for id, model in zip(
-        IDS, ["openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-3-haiku"], strict=True
-    )
-]
 PROMPTS = [
     "Prove that there are infinitely many primes.",
     "hey! how's it going today?",
