@@ -15,22 +15,13 @@ from trainer.routers import (
     make_router,
 )
 
-
-def _unit(rows: int, dim: int, rng: np.random.Generator) -> np.ndarray:
-    x = rng.normal(size=(rows, dim)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+from .toy_data import clustered
 
 
 @pytest.fixture(scope="module")
 def toy() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    centres = _unit(4, 32, rng)
-    cluster = rng.integers(0, 4, size=500)
-    x = centres[cluster] + 0.3 * _unit(500, 32, rng)
-    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-    p = np.array([[0.9, 0.2, 0.5], [0.1, 0.9, 0.5], [0.5, 0.5, 0.9], [0.9, 0.9, 0.1]])
-    y = (rng.random((500, 3)) < p[cluster]).astype(np.float32)
-    return x[:400], y[:400], x[400:], p[cluster[400:]]
+    x, y, quality = clustered(500)
+    return x[:400], y[:400], x[400:], quality[400:]
 
 
 def test_every_family_is_registered():

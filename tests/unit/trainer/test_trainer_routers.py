@@ -18,22 +18,13 @@ from trainer.routers import (
     make_router,
 )
 
-
-def _unit(rows: int, dim: int, rng: np.random.Generator) -> np.ndarray:
-    x = rng.normal(size=(rows, dim)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+from .toy_data import clustered, unit_rows
 
 
 @pytest.fixture(scope="module")
 def toy() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Clustered unit vectors whose labels depend on the cluster, plus held-out rows."""
-    rng = np.random.default_rng(0)
-    centres = _unit(4, 32, rng)
-    cluster = rng.integers(0, 4, size=400)
-    x = centres[cluster] + 0.3 * _unit(400, 32, rng)
-    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-    p = np.array([[0.9, 0.2, 0.5], [0.1, 0.9, 0.5], [0.5, 0.5, 0.9], [0.9, 0.9, 0.1]])
-    y = (rng.random((400, 3)) < p[cluster]).astype(np.float32)
+    x, y, _ = clustered(400)
     return x[:300], y[:300], x[300:]
 
 
@@ -56,7 +47,7 @@ def test_router_exports_with_parity(router_type: str, toy):
 def test_knn_graph_is_distance_weighted_like_sklearn_even_for_near_duplicates(toy):
     x, y, _ = toy
     rng = np.random.default_rng(1)
-    near = x[:20] + 1e-3 * _unit(20, 32, rng)
+    near = x[:20] + 1e-3 * unit_rows(20, 32, rng)
     near = (near / np.linalg.norm(near, axis=1, keepdims=True)).astype(np.float32)
     router = KnnRouter(k=7)
     router.fit(x, y)
