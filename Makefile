@@ -35,14 +35,14 @@ $(ARTIFACTS)/.built: $(VENV)/.installed $(shell find trainer decision_service -n
 artifacts: $(ARTIFACTS)/.built
 
 demo: $(ARTIFACTS)/.built
-	$(PY) -m gateway_client.demo --artifacts $(ARTIFACTS)
+	$(PY) -m tools.demo --artifacts $(ARTIFACTS)
 
 # Latency/throughput for the fp32 and int8 encoders (int8 built once into $(ARTIFACTS)/int8):
 # in process, over gRPC from another process, the seeds' way, the LiteLLM strategy, RSS with
 # three bundles, the process model and the HPA rule; BRIEF targets MET / NOT MET. ~10 min.
 # Smoke run: make bench BENCH_ARGS=--quick
 bench: $(ARTIFACTS)/.built
-	$(PY) -m tests.bench.run --artifacts $(ARTIFACTS) --out bench-results.json $(BENCH_ARGS)
+	$(PY) -m tools.bench.run --artifacts $(ARTIFACTS) --out bench-results.json $(BENCH_ARGS)
 
 serve: $(ARTIFACTS)/.built
 	$(PY) -m decision_service --bundle $(ARTIFACTS)/knn --port $(PORT)
@@ -105,7 +105,7 @@ DATA ?= ../shared/data/routellm-mmlu
 .PHONY: bench-quality
 bench-quality: $(VENV)/.installed
 	$(PY) -m trainer encoder --out $(ARTIFACTS)/encoder
-	$(PY) -m trainer bench-quality --data $(DATA) --encoder $(ARTIFACTS)/encoder \
+	$(PY) -m tools.quality bench-quality --data $(DATA) --encoder $(ARTIFACTS)/encoder \
 		--out $(ARTIFACTS)/bench-quality --cache .cache/embeddings
 
 # The int8 encoder and shorter token limits beside fp32 at 256 tokens, on the same split: each
@@ -115,10 +115,10 @@ bench-quality: $(VENV)/.installed
 .PHONY: bench-encoder
 bench-encoder: $(VENV)/.installed
 	$(PY) -m trainer encoder --out $(ARTIFACTS)/encoder
-	$(PY) -m trainer bench-encoder --data $(DATA) --encoder $(ARTIFACTS)/encoder \
+	$(PY) -m tools.quality bench-encoder --data $(DATA) --encoder $(ARTIFACTS)/encoder \
 		--out $(ARTIFACTS)/bench-encoder --cache .cache/embeddings
 
 # What the LiteLLM strategy adds over a bare Route call, and the open-breaker pick (prints p50/p99).
 .PHONY: bench-gateway
 bench-gateway: $(ARTIFACTS)/.built
-	$(PY) -m gateway_client.bench_overhead --bundle $(ARTIFACTS)/knn
+	$(PY) -m tools.bench.gateway_overhead --bundle $(ARTIFACTS)/knn

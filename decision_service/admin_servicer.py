@@ -9,9 +9,10 @@ from typing import Any
 
 import grpc
 
+from routeiq.decision.v1 import admin_pb2 as admin_pb
+from routeiq.decision.v1 import admin_pb2_grpc as admin_grpc
+
 from .admin import AdminOps
-from .api.v1 import admin_pb2 as admin_pb
-from .api.v1 import admin_pb2_grpc as admin_grpc
 from .convert import (
     arms_from_proto,
     arms_to_proto,

@@ -8,9 +8,10 @@ from typing import Any
 
 from google.protobuf.message import DecodeError, Message
 
+from routeiq.decision.v1 import admin_pb2 as admin_pb
+from routeiq.decision.v1 import decision_pb2 as pb
+
 from .admin import Status, VersionInfo
-from .api.v1 import admin_pb2 as admin_pb
-from .api.v1 import decision_pb2 as pb
 from .engine import Decision, RouteQuery
 from .errors import InvalidRequest
 from .policy import CandidateIn

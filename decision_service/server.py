@@ -23,9 +23,10 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 from opentelemetry.trace import TracerProvider
 from prometheus_client import start_http_server
 
+from routeiq.decision.v1 import admin_pb2_grpc as admin_grpc
+
 from .admin import AdminOps
 from .admin_servicer import ADMIN_SERVICE, AdminServicer, AdminTokenInterceptor
-from .api.v1 import admin_pb2_grpc as admin_grpc
 from .audit import AuditLog
 from .bundle import load_bundle
 from .embedding_front import EmbeddingFront

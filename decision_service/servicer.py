@@ -7,8 +7,9 @@ from typing import NoReturn
 
 import grpc
 
-from .api.v1 import decision_pb2 as pb
-from .api.v1 import decision_pb2_grpc as pb_grpc
+from routeiq.decision.v1 import decision_pb2 as pb
+from routeiq.decision.v1 import decision_pb2_grpc as pb_grpc
+
 from .convert import (
     Undecodable,
     decision_to_proto,

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import grpc
 
-from decision_service.api.v1 import decision_pb2, decision_pb2_grpc
+from routeiq.decision.v1 import decision_pb2, decision_pb2_grpc
 
 from .settings import GatewayClientSettings
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from opentelemetry.trace import Span
 
-from decision_service.api.v1 import decision_pb2
+from routeiq.decision.v1 import decision_pb2
 
 from .metrics import GatewayMetrics
 from .request import request_metadata

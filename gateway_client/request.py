@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from decision_service.api.v1 import decision_pb2
+from routeiq.decision.v1 import decision_pb2
 
 from .router_view import Deployment, deployment_id
 

@@ -27,7 +27,7 @@ from litellm.types.router import CustomRoutingStrategyBase
 from opentelemetry import trace
 from opentelemetry.trace import Span, TracerProvider
 
-from decision_service.api.v1 import decision_pb2
+from routeiq.decision.v1 import decision_pb2
 
 from .breaker import BreakerState, CircuitBreaker
 from .callback import RouteIQOutcomeCallback, dispatcher

@@ -8,9 +8,6 @@
     python -m trainer train   --router knn --data artifacts/data --encoder artifacts/encoder \\
                               --out artifacts [--seed 7] [--k 20 | --epochs 40]
     python -m trainer build   --out artifacts [-n 1800] [--seed 7]
-    python -m trainer bench-quality --data DIR_OF_ROUTELLM_CSVS --encoder DIR --out DIR
-    python -m trainer bench-encoder --data DIR_OF_ROUTELLM_CSVS --encoder FP32_DIR --out DIR
-                              [--routers knn mlp] [--token-limits 64 128 256]
     python -m trainer publish  --registry URI --bundle DIR [--name N] [--promote canary]
     python -m trainer promote  --registry URI --version V --channel stable [--floor X]
                                [--metric apgr] [--force --reason TEXT]
@@ -91,35 +88,6 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--mlflow", action="store_true", help="log the run to MLflow (optional)")
     tr.add_argument("--tracking-uri", default=None, help="MLflow URI (default ./mlruns)")
     tr.add_argument("--experiment", default="routeiq-router")
-
-    bq = sub.add_parser("bench-quality", help="all families on RouteLLM CSVs, half/half")
-    bq.add_argument("--data", type=Path, required=True)
-    bq.add_argument("--encoder", type=Path, required=True)
-    bq.add_argument("--out", type=Path, required=True)
-    bq.add_argument("--cache", type=Path, default=Path(".cache/embeddings"))
-    bq.add_argument("--seed", type=int, default=0)
-    bq.add_argument("--families", nargs="+", default=list(ROUTER_TYPES), choices=ROUTER_TYPES)
-
-    be = sub.add_parser(
-        "bench-encoder", help="fp32 vs int8 encoder and token limits: routing quality, latency"
-    )
-    be.add_argument("--data", type=Path, required=True)
-    be.add_argument("--encoder", type=Path, required=True, help="fp32 encoder directory")
-    be.add_argument("--out", type=Path, required=True)
-    be.add_argument("--cache", type=Path, default=Path(".cache/embeddings"))
-    be.add_argument("--seed", type=int, default=0)
-    be.add_argument(
-        "--routers",
-        "--families",
-        dest="families",
-        nargs="+",
-        default=["knn", "mlp"],
-        choices=ROUTER_TYPES,
-    )
-    be.add_argument("--token-limits", type=int, nargs="+", default=[64, 128, 256])
-    be.add_argument("--latency-prompts", type=int, default=200, help="held-out prompts timed")
-    be.add_argument("--latency-repeats", type=int, default=3)
-    be.add_argument("--threads", type=int, default=2, help="intra-op threads for embedding")
 
     def registry_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--registry", required=True, help="dir, file:///dir or s3://bucket/prefix")
@@ -226,40 +194,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         from trainer.registry_cli import run_telemetry_command
 
         return run_telemetry_command(args)
-
-    if args.command == "bench-quality":
-        from trainer.bench_quality import format_summary, run
-
-        summary = run(
-            args.data,
-            args.encoder,
-            args.out,
-            cache_dir=args.cache,
-            seed=args.seed,
-            families=tuple(args.families),
-        )
-        print(format_summary(summary))
-        print(f"\nfigures: {args.out / 'quality.json'}  plot: {args.out / 'quality_cost.png'}")
-        return 0
-
-    if args.command == "bench-encoder":
-        from trainer import bench_encoder
-
-        benched = bench_encoder.run(
-            args.data,
-            args.encoder,
-            args.out,
-            cache_dir=args.cache,
-            seed=args.seed,
-            families=tuple(args.families),
-            token_limits=tuple(args.token_limits),
-            latency_prompts=args.latency_prompts,
-            latency_repeats=args.latency_repeats,
-            threads=args.threads,
-        )
-        print(bench_encoder.format_summary(benched))
-        print(f"\nfigures: {args.out / bench_encoder.RESULT_FILE}")
-        return 0
 
     if args.command == "train":
         params: dict[str, object] = {}

@@ -11,8 +11,8 @@ import grpc
 import onnx
 import onnx.numpy_helper
 
-from decision_service.local import LocalService, free_loopback_port
 from decision_service.manifest import BUNDLE_MANIFEST, sha256_file
+from tools.local_service import LocalService, free_loopback_port
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,13 +11,13 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from decision_service.api.v1 import decision_pb2 as pb
-from decision_service.api.v1 import decision_pb2_grpc as pb_grpc
 from decision_service.bundle import read_manifest
 from decision_service.engine import RouteQuery
 from decision_service.policy import CandidateIn
 from decision_service.server import build_engine
 from decision_service.settings import ServiceSettings
+from routeiq.decision.v1 import decision_pb2 as pb
+from routeiq.decision.v1 import decision_pb2_grpc as pb_grpc
 
 from .servers import REPO, DecisionServiceProcess, free_port
 

@@ -23,9 +23,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from decision_service.api.v1 import decision_pb2, decision_pb2_grpc
 from gateway_client import GatewayClientSettings
 from gateway_client.strategy import METADATA_KEY, Reason, install
+from routeiq.decision.v1 import decision_pb2, decision_pb2_grpc
 
 from .deployments import GROUP, IDS, MESSAGES, MODEL_LIST
 from .servers import DecisionServiceProcess

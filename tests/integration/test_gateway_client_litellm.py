@@ -23,12 +23,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Span, Tracer
 from prometheus_client import CollectorRegistry
 
-from decision_service.api.v1 import decision_pb2
 from gateway_client import BreakerState, DecisionClient, GatewayClientSettings
 from gateway_client.client import Metadata
 from gateway_client.metrics import GatewayMetrics
 from gateway_client.router_view import RouterView
 from gateway_client.strategy import METADATA_KEY, Reason, install
+from routeiq.decision.v1 import decision_pb2
 
 from .deployments import GROUP, IDS, MESSAGES, MODEL_LIST
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from decision_service.api.v1 import decision_pb2
 from gateway_client import DecisionClient
 from gateway_client.request import candidate_for
+from routeiq.decision.v1 import decision_pb2
 
 from .deployments import GROUP, IDS
 from .deployments import MODEL_LIST as DEPLOYMENTS

@@ -18,12 +18,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from decision_service.api.v1 import admin_pb2 as admin_pb
-from decision_service.api.v1 import admin_pb2_grpc as admin_grpc
-from decision_service.api.v1 import decision_pb2 as pb
-from decision_service.api.v1 import decision_pb2_grpc as pb_grpc
 from decision_service.bundle import read_manifest
 from decision_service.signing import sign_bundle
+from routeiq.decision.v1 import admin_pb2 as admin_pb
+from routeiq.decision.v1 import admin_pb2_grpc as admin_grpc
+from routeiq.decision.v1 import decision_pb2 as pb
+from routeiq.decision.v1 import decision_pb2_grpc as pb_grpc
 
 from .servers import (
     DecisionServiceProcess,

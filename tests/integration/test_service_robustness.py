@@ -23,8 +23,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from decision_service.api.v1 import decision_pb2 as pb
-from decision_service.api.v1 import decision_pb2_grpc as pb_grpc
+from routeiq.decision.v1 import decision_pb2 as pb
+from routeiq.decision.v1 import decision_pb2_grpc as pb_grpc
 
 from .servers import DecisionServiceProcess
 

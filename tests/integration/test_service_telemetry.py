@@ -19,10 +19,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from decision_service.api.v1 import decision_pb2 as pb
-from decision_service.api.v1 import decision_pb2_grpc as pb_grpc
 from decision_service.server import DecisionServer, build_engine
 from decision_service.settings import ServiceSettings
+from routeiq.decision.v1 import decision_pb2 as pb
+from routeiq.decision.v1 import decision_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 
 from decision_service.bundle import load_bundle
 from decision_service.encoder import OnnxEncoder
-from decision_service.local import free_loopback_port
+from tools.local_service import free_loopback_port
 from trainer.cli import main
 from trainer.registry import GateRefused, LocalStore, Registry, RegistryError, S3Store
 from trainer.registry.registry import Gate

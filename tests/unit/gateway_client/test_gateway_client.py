@@ -13,7 +13,6 @@ from typing import Any
 import grpc
 import pytest
 
-from decision_service.api.v1 import decision_pb2
 from gateway_client.client import (
     ROUND_ROBIN_SERVICE_CONFIG,
     DecisionClient,
@@ -22,6 +21,7 @@ from gateway_client.client import (
     classify_error,
     status_code_of,
 )
+from routeiq.decision.v1 import decision_pb2
 
 
 class FakeRpcError(grpc.RpcError):

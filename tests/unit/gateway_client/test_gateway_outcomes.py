@@ -12,7 +12,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
-from decision_service.api.v1 import decision_pb2
 from gateway_client import GatewayClientSettings
 from gateway_client.breaker import CircuitBreaker
 from gateway_client.fallback import CheapestFallback, make_fallback_policy
@@ -23,6 +22,7 @@ from gateway_client.outcomes import (
     outcome_from_logging,
 )
 from gateway_client.telemetry import OUTCOME_EVENT, emit_outcome
+from routeiq.decision.v1 import decision_pb2
 
 
 def dep(id: str, cost: float | None = None) -> dict[str, Any]:

@@ -12,12 +12,12 @@ import litellm
 import pytest
 from litellm import Router
 
-from decision_service.api.v1 import decision_pb2
 from gateway_client.breaker import BreakerState, CircuitBreaker
 from gateway_client.fallback import OrderedFallback
 from gateway_client.router_view import RouterView
 from gateway_client.settings import GatewayClientSettings
 from gateway_client.strategy import METADATA_KEY, Reason, RouteIQRoutingStrategy, install
+from routeiq.decision.v1 import decision_pb2
 
 
 class FakeRpcError(grpc.RpcError):

@@ -1,8 +1,8 @@
 """Load generator for `make bench`: runs in its own process, talks to loopback only.
 
-    python -m tests.bench.client --address 127.0.0.1:PORT --klass short --sequential 300
-    python -m tests.bench.client --address ... --klass short --concurrency 1 2 4 8 --seconds 5
-    python -m tests.bench.client --address ... --concurrency 1 2 4 8 16 32 --until-flat 0.05 \\
+    python -m tools.bench.client --address 127.0.0.1:PORT --klass short --sequential 300
+    python -m tools.bench.client --address ... --klass short --concurrency 1 2 4 8 --seconds 5
+    python -m tools.bench.client --address ... --concurrency 1 2 4 8 16 32 --until-flat 0.05 \\
         --connections 0
 
 Every loop is bounded by a request count and a time limit. Prints one JSON document.
@@ -25,8 +25,8 @@ import time
 import grpc
 import numpy as np
 
-from decision_service.api.v1 import decision_pb2 as pb
-from decision_service.api.v1 import decision_pb2_grpc as pb_grpc
+from routeiq.decision.v1 import decision_pb2 as pb
+from routeiq.decision.v1 import decision_pb2_grpc as pb_grpc
 
 from .prompts import CLASSES
 

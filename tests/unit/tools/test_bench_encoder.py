@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.unit.trainer.test_trainer_bench_quality import STRONG, WEAK, _write
-from trainer.bench_encoder import RESULT_FILE, SEED_CONTROL, format_summary, run
+from tests.unit.tools.test_bench_quality import STRONG, WEAK, _write
+from tools.quality.bench_encoder import RESULT_FILE, SEED_CONTROL, format_summary, run
 from trainer.encoder_variants import MIN_COSINE
 from trainer.routellm_metrics import strong_calls
 

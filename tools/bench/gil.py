@@ -1,6 +1,6 @@
 """Does onnxruntime release the GIL during ``run``? And do two threads beat one?
 
-    python -m tests.bench.gil --encoder artifacts/encoder
+    python -m tools.bench.gil --encoder artifacts/encoder
 
 A pure-Python counter thread runs while the main thread runs the encoder on a long prompt:
 if the GIL were held during ``run`` the counter could not advance. Then the same number of

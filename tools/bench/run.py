@@ -10,7 +10,7 @@ sizing rule comes. Prints a table, the BRIEF §4 targets as MET / NOT MET, and w
 figure as JSON. Every figure comes from this one run on this machine, so the ratios compare
 like with like. Load goes to loopback only, bounded in requests and seconds.
 
-    python -m tests.bench.run --artifacts artifacts --out bench-results.json [--quick]
+    python -m tools.bench.run --artifacts artifacts --out bench-results.json [--quick]
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ the same prompts (round-robin over a fixed set), measures:
 - ``open``: the same pick with the breaker forced open (static fallback, no call).
 
 Prints p50/p99 in milliseconds and the strategy's added p50. Bounded: ``--n`` picks each.
-Usage: ``python -m gateway_client.bench_overhead --bundle artifacts/knn [--n 500]``.
+Usage: ``python -m tools.bench.gateway_overhead --bundle artifacts/knn [--n 500]``.
 ``measure(address, model_names)`` takes the same figures against a service already running
 (``make bench`` calls it) and returns them.
 """
@@ -60,7 +60,7 @@ def measure(address: str, model_names: Sequence[str], n: int = 500) -> dict[str,
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
-    from decision_service.api.v1 import decision_pb2
+    from routeiq.decision.v1 import decision_pb2
 
     from .breaker import CircuitBreaker
     from .client import DecisionClient
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=500)
     args = parser.parse_args(argv)
     from decision_service.bundle import read_manifest
-    from decision_service.local import LocalService
+    from tools.local_service import LocalService
 
     names = read_manifest(args.bundle).model_names
     extra = ["--log-level", "WARNING"]

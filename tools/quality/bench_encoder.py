@@ -49,8 +49,8 @@ import numpy as np
 import onnxruntime
 
 from decision_service.encoder import OnnxEncoder
+from tools.quality.bench_quality import BENCH_PARAMS
 from trainer import pipeline
-from trainer.bench_quality import BENCH_PARAMS
 from trainer.embed_cache import embed_with_cache
 from trainer.encoder_variants import FP32, INT8, derive_variant, variant_name
 from trainer.evaluate import DEFAULT_COST_WEIGHT, utility

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.bench_quality import format_summary, run
+from tools.quality.bench_quality import format_summary, run
 
 STRONG, WEAK = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"
 

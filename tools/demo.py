@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from decision_service.bundle import read_manifest
-from decision_service.local import LocalService
+from tools.local_service import LocalService
 
 from .settings import GatewayClientSettings
 

@@ -1,4 +1,4 @@
-from . import decision_pb2 as _decision_pb2
+from routeiq.decision.v1 import decision_pb2 as _decision_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from . import decision_pb2 as routeiq_dot_decision_dot_v1_dot_decision__pb2
+from routeiq.decision.v1 import decision_pb2 as routeiq_dot_decision_dot_v1_dot_decision__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.bench import client, report
-from tests.bench.plan import Plan
+from tools.bench import client, report
+from tools.bench.plan import Plan
 
 
 def _level(concurrency: int, rps: float, p99: float, errors: int = 0) -> dict[str, float]:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import grpc
 
-from decision_service.api.v1 import admin_pb2, admin_pb2_grpc
 from decision_service.bundle import read_manifest
-from decision_service.local import LocalService
+from routeiq.decision.v1 import admin_pb2, admin_pb2_grpc
+from tools.local_service import LocalService
 
 from .client import Level, requests_for
 from .configs import EncoderConfig
@@ -26,9 +26,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def client(address: str, *args: str) -> dict[str, object]:
-    """Run the load generator (tests.bench.client) in its own process; its JSON answer."""
+    """Run the load generator (tools.bench.client) in its own process; its JSON answer."""
     done = subprocess.run(
-        [sys.executable, "-m", "tests.bench.client", "--address", address, *args],
+        [sys.executable, "-m", "tools.bench.client", "--address", address, *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -83,7 +83,7 @@ def start_service(
 
 def over_grpc(config: EncoderConfig, plan: Plan) -> dict[str, object]:
     """Sequential latency per prompt class, the concurrency sweep, and the LiteLLM strategy."""
-    from gateway_client.bench_overhead import measure
+    from tools.bench.gateway_overhead import measure
 
     service = start_service(config)
     address = service.address
@@ -163,7 +163,7 @@ def rss_three_bundles(config: EncoderConfig) -> dict[str, object]:
 
 def _route_each_class(channel: grpc.Channel) -> None:
     """A few Route calls of every prompt class: RSS after real work, not just after loading."""
-    from decision_service.api.v1 import decision_pb2_grpc
+    from routeiq.decision.v1 import decision_pb2_grpc
 
     stub = decision_pb2_grpc.DecisionServiceStub(channel)
     for klass in CLASSES:

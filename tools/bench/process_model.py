@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from decision_service.local import LocalService
+from tools.local_service import LocalService
 
 from .client import OWN_CONNECTION
 from .configs import EncoderConfig

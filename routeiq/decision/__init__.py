@@ -1,0 +1,1 @@
+"""The ``routeiq.decision`` proto package (see ``proto/routeiq/decision``)."""
