@@ -134,7 +134,8 @@ def test_hot_swap_under_load_fails_no_request(pool, versions, service, channel):
     """A steady stream of requests while the pointer moves: zero failures, then the new version."""
     stub = pb_grpc.DecisionServiceStub(channel)
     v1, v2 = version_of(versions["v1"]), version_of(versions["v2"])
-    results: list[tuple[float, str]] = []  # (monotonic time, bundle version or "ERROR:<code>")
+    # (sent at, answered at, bundle version or "ERROR:<code>"), monotonic clock
+    results: list[tuple[float, float, str]] = []
     lock = threading.Lock()
     stop = threading.Event()
 
@@ -142,13 +143,14 @@ def test_hot_swap_under_load_fails_no_request(pool, versions, service, channel):
         n = 0
         while not stop.is_set() and n < 20_000:
             n += 1
+            sent = time.monotonic()
             try:
                 reply = stub.Route(route_request(f"request {worker}-{n}: sort a list"), timeout=30)
                 outcome = reply.bundle_version
             except grpc.RpcError as exc:
                 outcome = f"ERROR:{exc.code().name}"
             with lock:
-                results.append((time.monotonic(), outcome))
+                results.append((sent, time.monotonic(), outcome))
 
     threads = [threading.Thread(target=client, args=(w,), daemon=True) for w in range(2)]
     for t in threads:
@@ -158,7 +160,7 @@ def test_hot_swap_under_load_fails_no_request(pool, versions, service, channel):
         switched_at = time.monotonic()
         switch_pointer(pool / "current", versions["v2"])
         first_new = wait_for(
-            lambda: next((t for t, v in list(results) if v == v2), None),
+            lambda: next((done for _, done, v in list(results) if v == v2), None),
             what="a response from the new version",
         )
         count_at_switch = len(results)
@@ -167,17 +169,20 @@ def test_hot_swap_under_load_fails_no_request(pool, versions, service, channel):
         stop.set()
         for t in threads:
             t.join(60)
-    failed = [v for _, v in results if v.startswith("ERROR")]
-    after = [v for t, v in results if t > first_new + 1.0]
+    failed = [v for _, _, v in results if v.startswith("ERROR")]
+    # Ordered by cause, not by the clock: a request sent after the new version has answered
+    # once must be answered by it (the swap is atomic), however fast or slow the machine.
+    # At most one request per client straddles first_new, so ~198 of the 200 qualify.
+    after = [v for sent, _, v in results if sent > first_new]
     print(
         f"\nHOT-SWAP FIGURES: sent={len(results)} failed={len(failed)} "
-        f"old={sum(v == v1 for _, v in results)} new={sum(v == v2 for _, v in results)} "
+        f"old={sum(v == v1 for *_, v in results)} new={sum(v == v2 for *_, v in results)} "
         f"time_to_switch_s={first_new - switched_at:.3f}"
     )
     assert failed == []
-    assert {v for _, v in results} == {v1, v2}
-    assert after and set(after) == {v2}
-    assert results[0][1] == v1 and results[-1][1] == v2
+    assert {v for *_, v in results} == {v1, v2}
+    assert len(after) >= 150 and set(after) == {v2}
+    assert results[0][2] == v1 and results[-1][2] == v2
     # The watcher's reload is audited too.
     entries = audit_entries(pool)
     assert any(e["action"] == "reload" and e["who"] == "watcher" and e["to"] == v2 for e in entries)
