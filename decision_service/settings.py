@@ -1,7 +1,7 @@
 """Settings of the decision service: explicit argument beats ROUTEIQ_* env beats default.
 
-This is the one settings object of the service; every field is documented in the README's
-configuration table.
+This is the one settings object of the service. Each field's ``description`` is its
+documentation: docs/configuration.md is generated from it (``make docs``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ServiceSettings(BaseSettings):
+    """Settings of ``python -m decision_service``. Its flags ``--bundle`` (bundle_dir),
+    ``--encoder`` (encoder_dir), ``--host``, ``--port``, ``--workers``, ``--log-level`` and
+    ``--metrics-port`` beat the environment."""
+
     model_config = SettingsConfigDict(env_prefix="ROUTEIQ_", extra="ignore")
 
     bundle_dir: Path = Field(
@@ -42,7 +46,7 @@ class ServiceSettings(BaseSettings):
         default=1,
         ge=1,
         description="Most prompts one encoder run takes from the queue under load; 1 (the "
-        "default, see README Performance) turns batching off. Nobody waits for a batch to "
+        "default, see docs/performance.md) turns batching off. Nobody waits for a batch to "
         "fill, so idle latency is unchanged.",
     )
     embedding_cache_size: int = Field(
