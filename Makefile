@@ -122,3 +122,9 @@ bench-encoder: $(VENV)/.installed
 .PHONY: bench-gateway
 bench-gateway: $(ARTIFACTS)/.built
 	$(PY) -m tools.bench.gateway_overhead --bundle $(ARTIFACTS)/knn
+
+# docs/configuration.md, generated from the settings classes' field descriptions
+# (tests/unit/test_config_reference.py fails when it is stale).
+.PHONY: docs
+docs: $(VENV)/.installed
+	$(PY) -m tools.config_reference
