@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
-from .encoder import OnnxEncoder
+from .encoder import Encoder
 from .errors import BundleRefused
 from .manifest import BUNDLE_MANIFEST, BundleManifest, sha256_file
 from .router import OnnxRouterHead
@@ -63,7 +63,7 @@ def _parse_manifest(directory: Path, raw: bytes) -> BundleManifest:
 
 def load_bundle(
     directory: Path,
-    encoder: OnnxEncoder,
+    encoder: Encoder,
     *,
     intra_op_threads: int = 1,
     signatures: SignaturePolicy | None = None,
@@ -101,7 +101,7 @@ def load_bundle(
     return RouterBundle(directory=directory, manifest=manifest, head=head, signed=signed)
 
 
-def reverify(bundle: RouterBundle, encoder: OnnxEncoder) -> None:
+def reverify(bundle: RouterBundle, encoder: Encoder) -> None:
     """Replay a loaded bundle's samples again (before a rollback re-activates it)."""
     _replay_samples(bundle.manifest, bundle.head, encoder)
 
@@ -131,7 +131,7 @@ def _check_files(directory: Path, manifest: BundleManifest) -> None:
         raise BundleRefused(f"router graph {manifest.router.file!r} is not listed in files")
 
 
-def _replay_samples(manifest: BundleManifest, head: OnnxRouterHead, encoder: OnnxEncoder) -> None:
+def _replay_samples(manifest: BundleManifest, head: OnnxRouterHead, encoder: Encoder) -> None:
     embeddings = np.asarray([s.embedding for s in manifest.samples], dtype=np.float32)
     expected = np.asarray([s.quality for s in manifest.samples], dtype=np.float32)
     if embeddings.shape[1:] != (encoder.dimension,) or expected.shape[1:] != (

@@ -11,13 +11,22 @@ from google.protobuf.message import DecodeError, Message
 from routeiq.decision.v1 import admin_pb2 as admin_pb
 from routeiq.decision.v1 import decision_pb2 as pb
 
-from .admin import Status, VersionInfo
-from .engine import Decision, RouteQuery
+from .domain import (
+    CandidateIn,
+    Decision,
+    Outcome,
+    ReloadResult,
+    RollbackChange,
+    RollbackResult,
+    RouteQuery,
+    SplitChange,
+    SplitResult,
+    Status,
+    StrategyListing,
+    TrafficArm,
+    VersionInfo,
+)
 from .errors import InvalidRequest
-from .policy import CandidateIn
-from .reload import ReloadResult
-from .runner import Outcome
-from .strategies import StrategyInfo, TrafficArm
 
 
 @dataclass(frozen=True)
@@ -112,9 +121,7 @@ def arms_to_proto(arms: Sequence[TrafficArm]) -> list[pb.TrafficArm]:
     return [pb.TrafficArm(name=a.name, strategy=a.strategy, weight=a.weight) for a in arms]
 
 
-def strategies_to_proto(
-    infos: Sequence[StrategyInfo], default: str, arms: Sequence[TrafficArm], sticky_by: str
-) -> pb.ListStrategiesResponse:
+def strategies_to_proto(listing: StrategyListing) -> pb.ListStrategiesResponse:
     return pb.ListStrategiesResponse(
         strategies=[
             pb.StrategyInfo(
@@ -125,11 +132,11 @@ def strategies_to_proto(
                 bundle_version=i.bundle_version,
                 models=list(i.models),
             )
-            for i in infos
+            for i in listing.strategies
         ],
-        default_strategy=default,
-        split=arms_to_proto(arms),
-        sticky_by=sticky_by,
+        default_strategy=listing.default,
+        split=arms_to_proto(listing.split),
+        sticky_by=listing.sticky_by,
     )
 
 
@@ -182,6 +189,13 @@ def versions_to_proto(versions: Sequence[VersionInfo]) -> admin_pb.ListVersionsR
     )
 
 
+def reload_from_proto(request: admin_pb.ReloadRequest | Undecodable) -> str:
+    """The reason for the audit log."""
+    require_decoded(request)
+    assert isinstance(request, admin_pb.ReloadRequest)
+    return request.reason
+
+
 def reload_to_proto(result: ReloadResult) -> admin_pb.ReloadResponse:
     return admin_pb.ReloadResponse(
         previous_version=result.previous_version or "",
@@ -190,5 +204,31 @@ def reload_to_proto(result: ReloadResult) -> admin_pb.ReloadResponse:
     )
 
 
-def arms_from_proto(arms: Sequence[pb.TrafficArm]) -> list[tuple[str, str, float]]:
-    return [(a.name, a.strategy, a.weight) for a in arms]
+def rollback_from_proto(request: admin_pb.RollbackRequest | Undecodable) -> RollbackChange:
+    require_decoded(request)
+    assert isinstance(request, admin_pb.RollbackRequest)
+    return RollbackChange(to=request.to, why=request.reason)
+
+
+def rollback_to_proto(result: RollbackResult) -> admin_pb.RollbackResponse:
+    return admin_pb.RollbackResponse(
+        previous_version=result.previous_version or "", active_version=result.active_version
+    )
+
+
+def arms_from_proto(arms: Sequence[pb.TrafficArm]) -> tuple[tuple[str, str, float], ...]:
+    return tuple((a.name, a.strategy, a.weight) for a in arms)
+
+
+def split_from_proto(request: admin_pb.SetTrafficSplitRequest | Undecodable) -> SplitChange:
+    require_decoded(request)
+    assert isinstance(request, admin_pb.SetTrafficSplitRequest)
+    return SplitChange(
+        arms=arms_from_proto(request.arms), sticky_by=request.sticky_by, why=request.reason
+    )
+
+
+def split_to_proto(result: SplitResult) -> admin_pb.SetTrafficSplitResponse:
+    return admin_pb.SetTrafficSplitResponse(
+        arms=arms_to_proto(result.arms), sticky_by=result.sticky_by
+    )

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .encoder import EncodedBatch, OnnxEncoder
+from .encoder import EncodedBatch, Encoder
 
 
 @dataclass
@@ -48,7 +48,7 @@ class FrontStats:
 class EmbeddingFront:
     def __init__(
         self,
-        encoder: OnnxEncoder,
+        encoder: Encoder,
         *,
         cache_size: int = 0,
         max_batch: int = 1,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from pydantic import ValidationError
@@ -29,6 +30,23 @@ class EncodedBatch:
     embeddings: np.ndarray  # float32 [batch, dimension], unit length
     token_counts: list[int]
     truncated: list[bool]
+
+
+class Encoder(Protocol):
+    """What the service needs of a sentence encoder: ``OnnxEncoder`` serves, tests use fakes.
+
+    ``encode`` returns unit-length float32 rows, one per text, and the same row for the same
+    text (batching may change float rounding only, and not at all for int8 variants, which
+    are run one text at a time); ``identity`` names exactly which embeddings it produces.
+    """
+
+    @property
+    def identity(self) -> EncoderIdentity: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    def encode(self, texts: Sequence[str]) -> EncodedBatch: ...
 
 
 class OnnxEncoder:

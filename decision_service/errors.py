@@ -1,7 +1,7 @@
 """The service's exception hierarchy.
 
 Domain code raises these; the transport maps each class to one gRPC status code in
-``decision_service.status`` and nowhere else.
+``decision_service.boundary`` and nowhere else.
 """
 
 from __future__ import annotations

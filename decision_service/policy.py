@@ -20,29 +20,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
+from .domain import CandidateIn, RankedCandidate
 from .manifest import CandidateModel
-
-
-@dataclass(frozen=True)
-class CandidateIn:
-    id: str
-    model_name: str
-    provider: str = ""
-    cost_per_million_tokens: float | None = None
-
-
-@dataclass(frozen=True)
-class RankedCandidate:
-    id: str
-    model_name: str
-    score: float
-    predicted_quality: float
-    cost_per_million_tokens: float
-    known_to_router: bool
 
 
 class ModelIndex:

@@ -3,10 +3,10 @@
 Whoever delivers bundles switches a pointer (a symlink, or the directory's manifest)
 atomically. A watcher thread polls that pointer; a change is loaded and fully validated on
 the watcher thread (hashes, signature, encoder identity, sample replay) and only then
-activated, with one reference swap in the engine. A bundle that fails validation is
-refused with an error log and a metric, and the last good one keeps serving. The same
-fingerprint is not retried until the pointer changes again, so a bad bundle is logged once,
-not every poll.
+activated, with one reference swap in the version registry. A bundle that fails
+validation is refused with an error log and a metric, and the last good one keeps serving.
+The same fingerprint is not retried until the pointer changes again, so a bad bundle is
+logged once, not every poll.
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ import contextlib
 import logging
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 from .audit import AuditLog
 from .bundle import RouterBundle, load_bundle, read_manifest
-from .encoder import OnnxEncoder
-from .engine import DecisionEngine
+from .domain import ReloadResult
+from .encoder import Encoder
 from .errors import BundleRefused
 from .metrics import ServiceMetrics
 from .signing import SignaturePolicy
+from .versions import VersionRegistry
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +47,6 @@ def refusal_reason(exc: BaseException) -> str:
     return next((label for needle, label in _REASONS if needle in message), "invalid")
 
 
-@dataclass(frozen=True)
-class ReloadResult:
-    previous_version: str | None
-    active_version: str | None
-    changed: bool
-
-
 def fingerprint(pointer: Path) -> tuple[str, int, int] | None:
     """Where the pointer leads now and its manifest's mtime/size; None if unreadable."""
     try:
@@ -70,8 +63,8 @@ class Reloader:
     def __init__(
         self,
         pointer: Path,
-        engine: DecisionEngine,
-        encoder: OnnxEncoder,
+        registry: VersionRegistry,
+        encoder: Encoder,
         *,
         metrics: ServiceMetrics,
         audit: AuditLog,
@@ -79,7 +72,7 @@ class Reloader:
         intra_op_threads: int = 1,
     ) -> None:
         self.pointer = Path(pointer)
-        self.engine = engine
+        self.registry = registry
         self.encoder = encoder
         self.metrics = metrics
         self.audit = audit
@@ -101,7 +94,7 @@ class Reloader:
         with self._lock:
             seen = fingerprint(self.pointer)
             self.last_seen = seen
-            previous = self.engine.active_version
+            previous = self.registry.active_version
             target = Path(seen[0]) if seen else self.pointer
             try:
                 version = read_manifest(target).bundle_version
@@ -126,7 +119,7 @@ class Reloader:
                     detail=str(exc),
                 )
                 raise
-            self.engine.activate(bundle)
+            self.registry.activate(bundle)
             self.metrics.reloads.labels(result="loaded").inc()
             self.metrics.set_active(bundle.version, bundle.strategy_name)
             log.info("bundle %s active (was %s) from %s", bundle.version, previous, target)

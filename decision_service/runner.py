@@ -1,6 +1,9 @@
-"""Admission, deadlines, worker threads, metrics and telemetry around the engine.
+"""Admission, deadlines, worker threads, metrics and telemetry around the decide path.
 
 Async but transport-free: the servicer hands it a query and the caller's remaining time.
+The decide path answers at once when that is cheap (a cached or given embedding, a static
+strategy) and otherwise hands back the rest, which runs here on a worker thread.
+
 A call is refused at once (RESOURCE_EXHAUSTED) when ``max_in_flight`` calls are already
 admitted, and (DEADLINE_EXCEEDED) when it arrives with less than ``min_deadline`` left or
 its deadline passes before a worker answers, so a gateway falls back immediately instead
@@ -14,46 +17,29 @@ import logging
 import math
 import time
 from concurrent.futures import Executor
-from dataclasses import dataclass
 
 from opentelemetry import trace
 
-from .engine import Decision, DecisionEngine, RouteQuery
+from .decide import Decider, Deferred
+from .domain import OUTCOME_STATUSES, Decision, Outcome, RouteQuery
 from .errors import DeadlineTooShort, InvalidRequest, Overloaded
 from .metrics import ServiceMetrics
 from .telemetry import ATTR_DECISION_ID, emit_decision_event
 
 log = logging.getLogger(__name__)
 
-OUTCOME_STATUSES = ("success", "failure", "fallback", "error", "timeout")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    decision_id: str
-    deployment_id: str
-    model_name: str
-    status: str
-    input_tokens: int
-    output_tokens: int
-    latency_ms: float
-    cost_usd: float | None
-    fallback: bool
-    fallback_reason: str
-    error_type: str
-
 
 class RouteRunner:
     def __init__(
         self,
-        engine: DecisionEngine,
+        decider: Decider,
         executor: Executor,
         metrics: ServiceMetrics,
         *,
         max_in_flight: int,
         min_deadline_s: float,
     ) -> None:
-        self.engine = engine
+        self.decider = decider
         self.executor = executor
         self.metrics = metrics
         self.max_in_flight = max_in_flight
@@ -71,13 +57,14 @@ class RouteRunner:
                 f"{self.min_deadline_s * 1e3:.2f} ms a decision needs"
             )
         deadline = time.monotonic() + time_remaining_s if time_remaining_s is not None else None
-        cached = self.engine.cached_embedding(query)
-        if cached is not None or self.engine.decides_quickly(query):
-            # A cached or given embedding leaves ~0.2 ms of work: less than the hop to a
-            # worker thread and back, which costs ~0.5 ms of CPU on the event loop alone.
-            decision = self.engine.decide(query, deadline, cached=cached)
+        step = self.decider.start(query, deadline)
+        if isinstance(step, Deferred):
+            # An encoder run (milliseconds) goes to a worker. What start() answered itself
+            # left ~0.2 ms of work: less than the hop to a worker thread and back, which
+            # costs ~0.5 ms of CPU on the event loop alone.
+            decision = await self._on_worker(step, time_remaining_s)
         else:
-            decision = await self._on_worker(query, deadline, time_remaining_s)
+            decision = step
         self.metrics.latency.labels(strategy=decision.strategy_name).observe(
             decision.timings.total_ms / 1e3
         )
@@ -85,11 +72,9 @@ class RouteRunner:
         emit_decision_event(decision, query)
         return decision
 
-    async def _on_worker(
-        self, query: RouteQuery, deadline: float | None, time_remaining_s: float | None
-    ) -> Decision:
+    async def _on_worker(self, step: Deferred, time_remaining_s: float | None) -> Decision:
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.executor, self.engine.decide, query, deadline)
+        future = loop.run_in_executor(self.executor, step.finish)
         self._admit(future)
         try:
             # shield: a timed-out wait must not cancel the bookkeeping of work already queued.

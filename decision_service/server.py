@@ -23,22 +23,28 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 from opentelemetry.trace import TracerProvider
 from prometheus_client import start_http_server
 
-from routeiq.decision.v1 import admin_pb2_grpc as admin_grpc
-
 from .admin import AdminOps
-from .admin_servicer import ADMIN_SERVICE, AdminServicer, AdminTokenInterceptor
+from .admin_servicer import (
+    ADMIN_SERVICE,
+    ADMIN_SERVICE_DESCRIPTOR,
+    AdminServicer,
+    AdminTokenInterceptor,
+)
 from .audit import AuditLog
+from .boundary import ErrorBoundary, add_service
 from .bundle import load_bundle
+from .decide import Decider
+from .domain import RequestLimits
 from .embedding_front import EmbeddingFront
 from .encoder import OnnxEncoder
-from .engine import DecisionEngine, RequestLimits
 from .metrics import ServiceMetrics
 from .reload import Reloader, Watcher
 from .runner import RouteRunner
-from .servicer import DECISION_SERVICE, DecisionServicer, add_decision_service
+from .servicer import DECISION_SERVICE, DECISION_SERVICE_DESCRIPTOR, DecisionServicer
 from .settings import ServiceSettings
 from .signing import SignaturePolicy, load_public_key
 from .telemetry import configure_tracing
+from .versions import VersionRegistry
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +61,7 @@ def signature_policy(settings: ServiceSettings) -> SignaturePolicy:
     return SignaturePolicy(public_key=key, required=settings.require_signed_bundles)
 
 
-def build_engine(settings: ServiceSettings) -> DecisionEngine:
+def build_decider(settings: ServiceSettings) -> Decider:
     """Load encoder and bundle; raises EncoderRefused/BundleRefused with the reason."""
     encoder = OnnxEncoder(
         settings.resolved_encoder_dir(), intra_op_threads=settings.intra_op_threads
@@ -66,31 +72,32 @@ def build_engine(settings: ServiceSettings) -> DecisionEngine:
         intra_op_threads=settings.intra_op_threads,
         signatures=signature_policy(settings),
     )
-    limits = RequestLimits(
-        max_prompt_chars=settings.max_prompt_chars, max_candidates=settings.max_candidates
-    )
-    engine = DecisionEngine(
+    registry = VersionRegistry(
         encoder,
         bundle,
-        limits,
         keep_versions=settings.keep_versions,
         static_order=settings.static_order,
         default_strategy=settings.default_strategy,
-        decision_delay_s=settings.debug_decision_delay_ms / 1e3,
-        keep_embeddings=settings.telemetry_embedding,
-        front=EmbeddingFront(
+    )
+    if settings.traffic_split:
+        registry.set_split(
+            [(name, name, weight) for name, weight in settings.traffic_split.items()],
+            settings.split_sticky_by,
+        )
+    return Decider(
+        registry,
+        EmbeddingFront(
             encoder,
             cache_size=settings.embedding_cache_size,
             max_batch=settings.encoder_batch_max,
             max_parallel=settings.encoder_parallel_runs,
         ),
+        RequestLimits(
+            max_prompt_chars=settings.max_prompt_chars, max_candidates=settings.max_candidates
+        ),
+        decision_delay_s=settings.debug_decision_delay_ms / 1e3,
+        keep_embeddings=settings.telemetry_embedding,
     )
-    if settings.traffic_split:
-        engine.set_split(
-            [(name, name, weight) for name, weight in settings.traffic_split.items()],
-            settings.split_sticky_by,
-        )
-    return engine
 
 
 def tracing_enabled(tracer_provider: TracerProvider | None) -> bool:
@@ -125,20 +132,21 @@ class DecisionServer:
     def __init__(
         self,
         settings: ServiceSettings,
-        engine: DecisionEngine,
+        decider: Decider,
         *,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.settings = settings
-        self.engine = engine
+        self.decider = decider
+        self.registry = decider.registry
         self.metrics = ServiceMetrics()
-        self.metrics.watch_front(engine.front.stats)
+        self.metrics.watch_front(decider.front.stats)
         self.audit = AuditLog(settings.audit_log_path)
         self._executor = ThreadPoolExecutor(
             max_workers=settings.workers, thread_name_prefix="routeiq-decide"
         )
         self.runner = RouteRunner(
-            engine,
+            decider,
             self._executor,
             self.metrics,
             max_in_flight=settings.max_in_flight,
@@ -146,8 +154,8 @@ class DecisionServer:
         )
         self.reloader = Reloader(
             settings.bundle_dir,
-            engine,
-            engine.encoder,
+            self.registry,
+            decider.encoder,
             metrics=self.metrics,
             audit=self.audit,
             signatures=signature_policy(settings),
@@ -161,8 +169,10 @@ class DecisionServer:
         self.serving = False
         self.health = health_aio.HealthServicer()
         token = settings.admin_token.get_secret_value() if settings.admin_token else None
+        # The boundary is outside the token check, so it answers the check's refusals too.
         interceptors: list[grpc.aio.ServerInterceptor] = [
-            AdminTokenInterceptor(token, self.metrics)
+            ErrorBoundary(self.metrics, (DECISION_SERVICE_DESCRIPTOR, ADMIN_SERVICE_DESCRIPTOR)),
+            AdminTokenInterceptor(token),
         ]
         if tracing_enabled(tracer_provider):
             # Health probes every few seconds would drown the traces: not traced.
@@ -183,16 +193,19 @@ class DecisionServer:
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
             ],
         )
-        add_decision_service(DecisionServicer(self.runner, self.metrics), self.server)
+        add_service(
+            DECISION_SERVICE_DESCRIPTOR, DecisionServicer(self.runner, self.registry), self.server
+        )
         ops = AdminOps(
-            engine,
+            self.registry,
             self.reloader,
             self.audit,
             self.metrics,
             in_flight=lambda: self.runner.in_flight,
             serving=lambda: self.serving,
+            decisions_total=lambda: decider.decisions_total,
         )
-        admin_grpc.add_AdminServiceServicer_to_server(AdminServicer(ops, self.metrics), self.server)
+        add_service(ADMIN_SERVICE_DESCRIPTOR, AdminServicer(ops), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (DECISION_SERVICE, ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
@@ -216,7 +229,7 @@ class DecisionServer:
                 registry=self.metrics.registry,
             )
         await self.server.start()
-        bundle = self.engine.bundle
+        bundle = self.registry.bundle
         if bundle is not None:
             self.metrics.set_active(bundle.version, bundle.strategy_name)
         self.serving = bundle is not None
@@ -230,7 +243,7 @@ class DecisionServer:
             self.settings.host,
             self.port,
             bundle.version if bundle else None,
-            self.engine.encoder.identity.digest,
+            self.decider.encoder.identity.digest,
             self.settings.tls_cert_file is not None,
             "token" if self.settings.admin_token else "disabled",
             self.settings.metrics_port,
@@ -250,9 +263,9 @@ class DecisionServer:
 
 
 async def serve(settings: ServiceSettings) -> None:
-    engine = build_engine(settings)
+    decider = build_decider(settings)
     provider = configure_tracing()
-    server = DecisionServer(settings, engine, tracer_provider=provider)
+    server = DecisionServer(settings, decider, tracer_provider=provider)
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

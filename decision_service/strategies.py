@@ -17,8 +17,9 @@ from typing import Literal, Protocol
 import numpy as np
 
 from .bundle import RouterBundle
+from .domain import CandidateIn, RankedCandidate, StrategyInfo, TrafficArm
 from .errors import InvalidRequest, UnknownVersion
-from .policy import CandidateIn, ModelIndex, RankedCandidate, rank, selection_reason
+from .policy import ModelIndex, rank, selection_reason
 
 CHEAPEST = "cheapest"
 FIXED_ORDER = "fixed-order"
@@ -26,16 +27,6 @@ ROUND_ROBIN = "round-robin"
 STATIC_VERSION = "1"
 StickyBy = Literal["user", "team", "request"]
 STICKY_CHOICES: tuple[str, ...] = ("user", "team", "request")
-
-
-@dataclass(frozen=True)
-class StrategyInfo:
-    name: str
-    version: str
-    kind: str  # "ml" or "static"
-    capabilities: tuple[str, ...]
-    bundle_version: str = ""
-    models: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -192,13 +183,6 @@ class RoundRobinStrategy:
             for pos, c in enumerate(order)
         ]
         return _static(ranked, "round_robin")
-
-
-@dataclass(frozen=True)
-class TrafficArm:
-    name: str
-    strategy: str
-    weight: float
 
 
 @dataclass(frozen=True)

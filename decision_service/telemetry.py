@@ -23,7 +23,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from .engine import Decision, RouteQuery
+from .domain import Decision, RouteQuery
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from decision_service.bundle import read_manifest
-from decision_service.engine import RouteQuery
-from decision_service.policy import CandidateIn
-from decision_service.server import build_engine
+from decision_service.domain import CandidateIn, RouteQuery
+from decision_service.server import build_decider
 from decision_service.settings import ServiceSettings
 from routeiq.decision.v1 import decision_pb2 as pb
 from routeiq.decision.v1 import decision_pb2_grpc as pb_grpc
@@ -56,7 +55,7 @@ def _request(prompt: str, models: list[str], **kwargs) -> pb.RouteRequest:
 def test_route_ranks_every_candidate_through_the_onnx_bundle(stub, knn_bundle_dir, encoder_dir):
     manifest = read_manifest(knn_bundle_dir)
     models = [*manifest.model_names, "some-model-the-router-never-saw"]
-    engine = build_engine(ServiceSettings(bundle_dir=knn_bundle_dir, encoder_dir=encoder_dir))
+    decider = build_decider(ServiceSettings(bundle_dir=knn_bundle_dir, encoder_dir=encoder_dir))
     tops = set()
     for prompt in PROMPTS:
         reply = stub.Route(_request(prompt, models), timeout=10)
@@ -69,7 +68,7 @@ def test_route_ranks_every_candidate_through_the_onnx_bundle(stub, knn_bundle_di
         assert reply.timings.total_ms >= reply.timings.embedding_ms > 0
         assert reply.prompt_tokens > 0 and not reply.prompt_truncated
         # The service computes exactly what the bundle computes in process.
-        local = engine.decide(
+        local = decider.decide(
             RouteQuery(
                 prompt=prompt,
                 candidates=[CandidateIn(id=f"dep-{i}", model_name=m) for i, m in enumerate(models)],

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from decision_service.server import DecisionServer, build_engine
+from decision_service.server import DecisionServer, build_decider
 from decision_service.settings import ServiceSettings
 from routeiq.decision.v1 import decision_pb2 as pb
 from routeiq.decision.v1 import decision_pb2_grpc as pb_grpc
@@ -63,7 +63,7 @@ async def _serve(
         reload_poll_ms=0,
         **settings,  # type: ignore[arg-type]
     )
-    server = DecisionServer(config, build_engine(config), tracer_provider=provider)
+    server = DecisionServer(config, build_decider(config), tracer_provider=provider)
     await server.start()
     return server
 

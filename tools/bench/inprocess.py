@@ -1,4 +1,4 @@
-"""Figures taken inside the bench process: the engine called directly, and the seeds' way."""
+"""Figures taken inside the bench process: the decide path called directly, and the seeds' way."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from decision_service.engine import RouteQuery
-from decision_service.policy import CandidateIn
-from decision_service.server import build_engine
+from decision_service.domain import CandidateIn, RouteQuery
+from decision_service.server import build_decider
 from decision_service.settings import ServiceSettings
 
 from .client import MODELS, percentiles
@@ -23,26 +22,26 @@ CANDIDATES = [CandidateIn(id=f"{m}-1", model_name=m) for m in MODELS]
 
 def in_process(config: EncoderConfig, plan: Plan) -> dict[str, object]:
     settings = ServiceSettings(bundle_dir=config.bundle_dir, encoder_dir=config.encoder_dir)
-    engine = build_engine(settings)
+    decider = build_decider(settings)
     out: dict[str, object] = {}
     for klass, prompts in CLASSES.items():
         for p in prompts:
-            engine.decide(RouteQuery(prompt=p, candidates=CANDIDATES))
+            decider.decide(RouteQuery(prompt=p, candidates=CANDIDATES))
         ms = []
         for i in range(plan.sequential[klass]):
             t = time.perf_counter()
-            engine.decide(RouteQuery(prompt=prompts[i % len(prompts)], candidates=CANDIDATES))
+            decider.decide(RouteQuery(prompt=prompts[i % len(prompts)], candidates=CANDIDATES))
             ms.append((time.perf_counter() - t) * 1e3)
-        tokens = engine.encoder.encode(prompts).token_counts
+        tokens = decider.encoder.encode(prompts).token_counts
         out[klass] = {**percentiles(ms), "tokens": [min(tokens), max(tokens)]}
     short = CLASSES["short"]
     # Batch throughput: one encoder run over 32 prompts, then the router head.
     batch = [short[i % len(short)] for i in range(32)]
-    bundle = engine.bundle
+    bundle = decider.registry.bundle
     assert bundle is not None
     runs, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < plan.seconds:
-        bundle.head.predict(engine.encoder.encode(batch).embeddings)
+        bundle.head.predict(decider.encoder.encode(batch).embeddings)
         runs += 1
     out["batch32_short_qps"] = runs * 32 / (time.perf_counter() - t0)
     # Saturation in process: one decide() per worker thread, as the service runs them.
@@ -54,7 +53,7 @@ def in_process(config: EncoderConfig, plan: Plan) -> dict[str, object]:
         nonlocal done
         i = offset
         while time.perf_counter() < stop_at:
-            engine.decide(RouteQuery(prompt=short[i % len(short)], candidates=CANDIDATES))
+            decider.decide(RouteQuery(prompt=short[i % len(short)], candidates=CANDIDATES))
             i += 1
             with lock:
                 done += 1
@@ -73,15 +72,15 @@ def cache_hit_latency(config: EncoderConfig) -> dict[str, float]:
     settings = ServiceSettings(
         bundle_dir=config.bundle_dir, encoder_dir=config.encoder_dir, embedding_cache_size=1024
     )
-    engine = build_engine(settings)
+    decider = build_decider(settings)
     query = RouteQuery(prompt=CLASSES["paragraph"][0], candidates=CANDIDATES)
     t = time.perf_counter()
-    engine.decide(query)
+    decider.decide(query)
     miss_ms = (time.perf_counter() - t) * 1e3
     ms = []
     for _ in range(200):
         t = time.perf_counter()
-        engine.decide(query)
+        decider.decide(query)
         ms.append((time.perf_counter() - t) * 1e3)
     return {"miss_ms": miss_ms, **percentiles(ms)}
 

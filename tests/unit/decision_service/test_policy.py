@@ -3,8 +3,9 @@ import math
 import numpy as np
 import pytest
 
+from decision_service.domain import CandidateIn
 from decision_service.manifest import CandidateModel
-from decision_service.policy import CandidateIn, ModelIndex, rank, selection_reason
+from decision_service.policy import ModelIndex, rank, selection_reason
 
 MODELS = [
     CandidateModel(model_name="gpt-4o", provider="openai", cost_per_million_tokens=10.0),

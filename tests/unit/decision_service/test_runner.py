@@ -1,30 +1,32 @@
-"""The runner: encoder work goes to worker threads, cheap decisions are made on the loop."""
+"""The runner and the decide path: encoder work goes to worker threads, cheap decisions are
+made on the loop, admission and deadlines fail fast, and metrics count what happened."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
-import numpy as np
 import pytest
 
-from decision_service.bundle import load_bundle
+from decision_service.decide import Decider, Deferred
+from decision_service.domain import CandidateIn, Decision, Outcome, RouteQuery
 from decision_service.embedding_front import EmbeddingFront
-from decision_service.encoder import OnnxEncoder
-from decision_service.engine import DecisionEngine, RouteQuery
-from decision_service.errors import InvalidRequest
+from decision_service.errors import DeadlineTooShort, InvalidRequest, NotReady, Overloaded
 from decision_service.metrics import ServiceMetrics
-from decision_service.policy import CandidateIn
 from decision_service.runner import RouteRunner
+from decision_service.versions import VersionRegistry
 
 CANDIDATES = [CandidateIn("a", "gpt-4o"), CandidateIn("b", "gpt-4o-mini")]
+PROMPT = "hello, how is the weather today"
+QUERY = RouteQuery(candidates=CANDIDATES, prompt=PROMPT)
 
 
 class CountingExecutor(ThreadPoolExecutor):
-    def __init__(self) -> None:
-        super().__init__(max_workers=2)
+    def __init__(self, workers: int = 2) -> None:
+        super().__init__(max_workers=workers)
         self.submitted = 0
 
     def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
@@ -32,64 +34,219 @@ class CountingExecutor(ThreadPoolExecutor):
         return super().submit(fn, *args, **kwargs)
 
 
-@pytest.fixture(scope="module")
-def encoder(encoder_dir: Path) -> OnnxEncoder:
-    return OnnxEncoder(encoder_dir)
-
-
-def make_runner(encoder: OnnxEncoder, bundle_dir: Path, **engine_kwargs: Any) -> RouteRunner:
-    engine = DecisionEngine(
-        encoder,
-        load_bundle(bundle_dir, encoder),
-        front=EmbeddingFront(encoder, cache_size=16),
-        **engine_kwargs,
+def make_runner(
+    encoder, bundle, *, max_in_flight: int = 8, workers: int = 2, **decider_kwargs: Any
+) -> RouteRunner:
+    decider = Decider(
+        VersionRegistry(encoder, bundle),
+        EmbeddingFront(encoder, cache_size=16),
+        **decider_kwargs,
     )
     return RouteRunner(
-        engine, CountingExecutor(), ServiceMetrics(), max_in_flight=8, min_deadline_s=0.001
+        decider,
+        CountingExecutor(workers),
+        ServiceMetrics(),
+        max_in_flight=max_in_flight,
+        min_deadline_s=0.001,
     )
 
 
-def route(runner: RouteRunner, query: RouteQuery) -> Any:
-    return asyncio.run(runner.route(query, 5.0))
+def submitted(runner: RouteRunner) -> int:
+    assert isinstance(runner.executor, CountingExecutor)
+    return runner.executor.submitted
 
 
-def test_a_cached_prompt_is_decided_without_a_worker_and_ranks_the_same(encoder, knn_bundle_dir):
-    runner = make_runner(encoder, knn_bundle_dir)
-    executor = runner.executor
-    assert isinstance(executor, CountingExecutor)
-    query = RouteQuery(candidates=CANDIDATES, prompt="Sort a list in Python")
+def sample(runner: RouteRunner, name: str, **labels: str) -> float:
+    value = runner.metrics.registry.get_sample_value(name, labels)
+    return value or 0.0
 
-    first = route(runner, query)
-    assert executor.submitted == 1  # a miss runs the encoder on a worker
-    again = route(runner, query)
-    assert executor.submitted == 1  # the hit did not leave the loop
+
+async def test_a_cached_prompt_is_decided_on_the_loop_with_one_lookup(encoder, bundles):
+    runner = make_runner(encoder, bundles["alpha"])
+    front = runner.decider.front
+    runs = encoder.runs
+
+    first = await runner.route(QUERY, 5.0)
+    assert submitted(runner) == 1 and encoder.runs == runs + 1  # a miss: encoder on a worker
+    assert (front.stats.cache_hits, front.stats.cache_misses) == (0, 1)
+
+    again = await runner.route(QUERY, 5.0)
+    assert submitted(runner) == 1 and encoder.runs == runs + 1  # the hit never left the loop
+    # One lookup for the cached request: one hit, and the miss was counted once, not twice.
+    assert (front.stats.cache_hits, front.stats.cache_misses) == (1, 1)
     assert [c.id for c in again.ranked] == [c.id for c in first.ranked]
     assert [c.score for c in again.ranked] == pytest.approx([c.score for c in first.ranked])
+    assert again.prompt_tokens == first.prompt_tokens == 6
+    assert again.decision_id != first.decision_id
 
-    other = RouteQuery(candidates=CANDIDATES, prompt="Prove that sqrt(2) is irrational")
-    route(runner, other)
-    assert executor.submitted == 2
-
-
-def test_a_given_embedding_is_decided_on_the_loop(encoder, knn_bundle_dir):
-    runner = make_runner(encoder, knn_bundle_dir)
-    embedding = encoder.encode(["Sort a list in Python"]).embeddings[0]
-    decision = route(
-        runner, RouteQuery(candidates=CANDIDATES, embedding=embedding.astype(np.float32).tolist())
-    )
-    assert decision.ranked and runner.executor.submitted == 0  # type: ignore[attr-defined]
+    await runner.route(RouteQuery(candidates=CANDIDATES, prompt="prove the theorem"), 5.0)
+    assert submitted(runner) == 2
 
 
-def test_errors_on_the_quick_path_are_the_same_errors(encoder, knn_bundle_dir):
-    runner = make_runner(encoder, knn_bundle_dir)
-    with pytest.raises(InvalidRequest, match="the loaded encoder produces 384"):
-        route(runner, RouteQuery(candidates=CANDIDATES, embedding=[0.1, 0.2]))
+async def test_a_given_embedding_is_decided_on_the_loop(encoder, bundles):
+    runner = make_runner(encoder, bundles["alpha"])
+    embedding = encoder.encode([PROMPT]).embeddings[0].tolist()
+    by_vector = await runner.route(RouteQuery(candidates=CANDIDATES, embedding=embedding), 5.0)
+    assert submitted(runner) == 0
+    by_text = await runner.route(QUERY, 5.0)
+    assert [c.id for c in by_vector.ranked] == [c.id for c in by_text.ranked] == ["b", "a"]
+    assert by_vector.prompt_tokens == 0  # no prompt was tokenized
 
 
-def test_a_debug_delay_always_goes_to_a_worker(encoder, knn_bundle_dir):
+async def test_a_static_strategy_needs_no_encoder_and_stays_on_the_loop(encoder, bundles):
+    runner = make_runner(encoder, bundles["alpha"])
+    runs = encoder.runs
+    decision = await runner.route(replace(QUERY, strategy="cheapest"), 5.0)
+    assert [c.id for c in decision.ranked] == ["b", "a"]  # gpt-4o-mini is cheaper
+    assert submitted(runner) == 0 and encoder.runs == runs
+    assert runner.decider.front.stats.cache_misses == 0  # no lookup either
+
+
+async def test_kept_embeddings_are_encoded_even_for_a_static_strategy(encoder, bundles):
+    runner = make_runner(encoder, bundles["alpha"], keep_embeddings=True)
+    decision = await runner.route(replace(QUERY, strategy="cheapest"), 5.0)
+    assert submitted(runner) == 1
+    assert decision.embedding is not None and decision.embedding.shape == (encoder.dimension,)
+    assert decision.prompt_tokens == 6
+
+
+async def test_errors_on_the_quick_path_are_the_same_errors(encoder, bundles):
+    runner = make_runner(encoder, bundles["alpha"])
+    with pytest.raises(InvalidRequest, match="the loaded encoder produces 32"):
+        await runner.route(RouteQuery(candidates=CANDIDATES, embedding=[0.1, 0.2]), 5.0)
+    with pytest.raises(InvalidRequest, match="unknown strategy 'nope'"):
+        await runner.route(replace(QUERY, strategy="nope"), 5.0)
+    assert submitted(runner) == 0 and runner.in_flight == 0
+
+
+async def test_nothing_loaded_is_not_ready(encoder):
+    runner = make_runner(encoder, None)
+    with pytest.raises(NotReady, match="no valid router bundle"):
+        await runner.route(QUERY, 5.0)
+
+
+async def test_a_debug_delay_always_goes_to_a_worker(encoder, bundles):
     # The delay holds calls in flight for drain/overload tests; it must never block the loop.
-    runner = make_runner(encoder, knn_bundle_dir, decision_delay_s=0.001)
-    query = RouteQuery(candidates=CANDIDATES, prompt="Sort a list in Python")
-    route(runner, query)
-    route(runner, query)
-    assert runner.executor.submitted == 2  # type: ignore[attr-defined]
+    runner = make_runner(encoder, bundles["alpha"], decision_delay_s=0.001)
+    await runner.route(QUERY, 5.0)
+    await runner.route(QUERY, 5.0)
+    embedding = encoder.encode([PROMPT]).embeddings[0].tolist()
+    await runner.route(RouteQuery(candidates=CANDIDATES, embedding=embedding), 5.0)
+    assert submitted(runner) == 3
+    stats = runner.decider.front.stats
+    assert (stats.cache_hits, stats.cache_misses) == (1, 1)  # counted on the worker, once each
+
+
+async def test_admission_refuses_beyond_max_in_flight_and_releases_after(encoder, bundles):
+    runner = make_runner(encoder, bundles["alpha"], max_in_flight=1, decision_delay_s=0.2)
+    slow = asyncio.create_task(runner.route(QUERY, 5.0))
+    await asyncio.sleep(0)  # the task runs up to its wait for the worker: admitted by then
+    assert runner.in_flight == 1
+    assert sample(runner, "routeiq_in_flight_requests") == 1
+    with pytest.raises(Overloaded, match=r"1 calls in flight \(limit 1\)"):
+        await runner.route(QUERY, 5.0)
+    assert (await slow).ranked
+    assert runner.in_flight == 0 and sample(runner, "routeiq_in_flight_requests") == 0
+    await runner.route(QUERY, 5.0)  # admitted again
+
+
+async def test_too_little_time_left_is_refused_before_any_work(encoder, bundles):
+    runner = make_runner(encoder, bundles["alpha"])
+    runs = encoder.runs
+    with pytest.raises(DeadlineTooShort, match=r"less than the 1\.00 ms a decision needs"):
+        await runner.route(QUERY, 0.0005)
+    assert submitted(runner) == 0 and encoder.runs == runs
+
+
+async def test_a_call_queued_past_its_deadline_is_answered_and_never_encoded(encoder, bundles):
+    runner = make_runner(encoder, bundles["alpha"], workers=1)
+    gate = threading.Event()
+    runner.executor.submit(gate.wait)  # the only worker is busy
+    runs = encoder.runs
+    with pytest.raises(DeadlineTooShort, match="no decision within the caller's deadline"):
+        await runner.route(QUERY, 0.05)
+    assert runner.in_flight == 1  # the queued work still counts until a worker drops it
+    gate.set()
+    await asyncio.to_thread(runner.executor.shutdown, wait=True)
+    await asyncio.sleep(0)  # the release callback, queued by the worker, runs on the loop
+    assert runner.in_flight == 0
+    assert encoder.runs == runs  # the worker refused it: its deadline had passed
+
+
+def test_a_deferred_decision_refuses_work_after_its_deadline(encoder, bundles):
+    decider = Decider(VersionRegistry(encoder, bundles["alpha"]))
+    step = decider.start(QUERY, deadline=0.0)  # monotonic 0: long gone
+    assert isinstance(step, Deferred)
+    with pytest.raises(DeadlineTooShort, match="waited for a worker"):
+        step.finish()
+
+
+def test_a_deferred_decision_finishes_on_the_version_it_started_with(encoder, bundles):
+    registry = VersionRegistry(encoder, bundles["alpha"])
+    decider = Decider(registry)
+    step = decider.start(QUERY)
+    assert isinstance(step, Deferred)
+    registry.activate(bundles["beta"])
+    assert step.finish().bundle_version == "alpha-1"
+    assert decider.decide(QUERY).bundle_version == "beta-1"
+
+
+def test_timings_count_the_work_and_the_embedding_part(encoder, bundles):
+    decider = Decider(VersionRegistry(encoder, bundles["alpha"]))
+    step = decider.start(QUERY)
+    assert isinstance(step, Deferred)
+    decision = step.finish()
+    assert isinstance(decision, Decision)
+    t = decision.timings
+    assert t.total_ms >= t.embedding_ms > 0 and t.strategy_ms > 0
+    assert t.total_ms == pytest.approx(t.embedding_ms + t.strategy_ms, abs=1e-6)
+
+
+async def test_metrics_count_latency_and_selections_by_outcome(encoder, bundles):
+    runner = make_runner(encoder, bundles["alpha"])
+    for _ in range(3):
+        decision = await runner.route(QUERY, 5.0)
+    top = decision.ranked[0].model_name
+    assert top == "gpt-4o-mini"
+    assert sample(runner, "routeiq_selections_total", model=top) == 3
+    assert sample(runner, "routeiq_decision_latency_seconds_count", strategy="routeiq-alpha") == 3
+    assert runner.decider.decisions_total == 3
+
+
+OUTCOME = Outcome(
+    decision_id="d-1",
+    deployment_id="b",
+    model_name="gpt-4o-mini",
+    status="success",
+    input_tokens=10,
+    output_tokens=20,
+    latency_ms=350.0,
+    cost_usd=None,
+    fallback=False,
+    fallback_reason="",
+    error_type="",
+)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"decision_id": ""}, "send RouteResponse.decision_id"),
+        ({"status": "great"}, "must be one of"),
+        ({"input_tokens": -1}, "token counts must be >= 0"),
+        ({"latency_ms": float("nan")}, "latency_ms must be finite"),
+    ],
+)
+def test_invalid_outcomes_name_what_to_fix(encoder, bundles, change, message):
+    runner = make_runner(encoder, bundles["alpha"])
+    with pytest.raises(InvalidRequest, match=message):
+        runner.record_outcome(replace(OUTCOME, **change))
+    assert sample(runner, "routeiq_outcomes_total", status="success") == 0
+
+
+def test_outcomes_are_counted_by_status(encoder, bundles):
+    runner = make_runner(encoder, bundles["alpha"])
+    runner.record_outcome(OUTCOME)
+    runner.record_outcome(replace(OUTCOME, status="fallback", fallback=True))
+    assert sample(runner, "routeiq_outcomes_total", status="success") == 1
+    assert sample(runner, "routeiq_outcomes_total", status="fallback") == 1

@@ -2,9 +2,9 @@ import math
 
 import pytest
 
-from decision_service.engine import RequestLimits, RouteQuery, validate
+from decision_service.decide import validate
+from decision_service.domain import CandidateIn, RequestLimits, RouteQuery
 from decision_service.errors import InvalidRequest
-from decision_service.policy import CandidateIn
 
 LIMITS = RequestLimits(max_prompt_chars=1000, max_candidates=3, max_id_chars=8)
 ONE = [CandidateIn("a", "gpt-4o")]
@@ -16,6 +16,8 @@ ONE = [CandidateIn("a", "gpt-4o")]
         (RouteQuery(candidates=ONE), "exactly one of prompt or embedding"),
         (RouteQuery(candidates=ONE, prompt="hi", embedding=[0.0] * 4), "exactly one of"),
         (RouteQuery(candidates=ONE, prompt=" \n\t"), "prompt is empty"),
+        (RouteQuery(candidates=ONE, prompt=""), "prompt is empty"),
+        (RouteQuery(candidates=ONE, prompt="\u2003\u00a0"), "prompt is empty"),
         (RouteQuery(candidates=ONE, prompt="x" * 1001), "1001 characters"),
         (RouteQuery(candidates=ONE, embedding=[0.5] * 3), "embedding has 3 values"),
         (RouteQuery(candidates=ONE, embedding=[math.inf, 0, 0, 0]), "NaN or infinite"),
@@ -48,6 +50,7 @@ def test_invalid_queries_name_what_to_fix(query, message):
     "query",
     [
         RouteQuery(candidates=ONE, prompt="hello"),
+        RouteQuery(candidates=ONE, prompt="  \n x"),
         RouteQuery(candidates=ONE, embedding=[0.5, 0.5, 0.5, 0.5]),
         RouteQuery(candidates=ONE * 1, prompt="x" * 1000, cost_weight=1.0),
     ],
