@@ -59,8 +59,8 @@ def trained_artifacts(
     encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> TrainedArtifacts:
     """Small KNN and MLP bundles trained on synthetic data through the real encoder."""
+    from decision_service.atomic import point_symlink
     from decision_service.encoder import OnnxEncoder
-    from trainer.atomic import point_symlink
     from trainer.pipeline import prepare, train_bundle, write_synthetic
 
     root = tmp_path_factory.mktemp("artifacts")

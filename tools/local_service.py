@@ -12,7 +12,7 @@ from typing import IO
 
 import grpc
 
-from .probe import wait_serving
+from decision_service.probe import wait_serving
 
 
 def free_loopback_port() -> int:

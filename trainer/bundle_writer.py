@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from decision_service.atomic import staged
 from decision_service.bundle import RouterBundle, load_bundle
 from decision_service.encoder import OnnxEncoder
 from decision_service.manifest import (
@@ -27,7 +28,6 @@ from decision_service.manifest import (
     sha256_file,
 )
 from decision_service.router import OnnxRouterHead
-from trainer.atomic import staged
 from trainer.evaluate import DEFAULT_COST_WEIGHT
 from trainer.routers import ExportedRouter
 

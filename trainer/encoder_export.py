@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from decision_service.atomic import staging_dir
 from decision_service.encoder import OnnxEncoder
 from decision_service.manifest import (
     ENCODER_MANIFEST,
@@ -26,7 +27,6 @@ from decision_service.manifest import (
     EncoderManifest,
     sha256_file,
 )
-from trainer.atomic import staging_dir
 
 log = logging.getLogger(__name__)
 

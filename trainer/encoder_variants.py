@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from decision_service.atomic import staging_dir
 from decision_service.encoder import OnnxEncoder
 from decision_service.manifest import (
     ENCODER_MANIFEST,
@@ -32,7 +33,6 @@ from decision_service.manifest import (
     graph_variant,
     sha256_file,
 )
-from trainer.atomic import staging_dir
 from trainer.encoder_export import (
     ENCODER_VARIANT,
     MAX_TOKENS,

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from decision_service.atomic import point_symlink
 from decision_service.encoder import OnnxEncoder
-from trainer.atomic import point_symlink
 from trainer.bundle_writer import WrittenBundle, write_bundle
 from trainer.data import RoutingData, RoutingDataError, Split, read_routing_data, split_queries
 from trainer.embed_cache import embed_with_cache
@@ -258,7 +258,7 @@ def train_bundle(
 def headline_metrics(
     report: dict[str, object], results: list[PolicyResult], default_cost_weight: float
 ) -> dict[str, object]:
-    """The flat figures a quality gate compares (see ``trainer.registry.gate``)."""
+    """The flat figures a quality gate compares (see ``decision_service.bundle_registry.Gate``)."""
     router = find(results, "router", default_cost_weight)
     headline: dict[str, object] = {
         "utility": round(router.utility, 4),

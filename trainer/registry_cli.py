@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
-from trainer.registry import GateRefused, Registry, RegistryError, open_store
-from trainer.registry.registry import Gate
+from decision_service.bundle_registry import Gate, GateRefused, Registry, RegistryError, open_store
+from decision_service.bundle_registry.notify import DEFAULT_PREFIX, RedisKeys, announce
 
 
 def _registry(args: argparse.Namespace) -> Registry:
@@ -28,6 +29,7 @@ def run_registry_command(args: argparse.Namespace) -> int:
         elif args.command == "rollback":
             pointer = registry.rollback(args.channel, reason=args.reason)
             print(f"{args.channel} -> {pointer['version']} (rolled back)")
+            _announce(registry, args.channel, pointer)
         elif args.command == "pull":
             target = registry.pull(args.channel, args.dest)
             print(f"{args.dest / 'current'} -> {target.name}")
@@ -56,6 +58,27 @@ def _promote(registry: Registry, args: argparse.Namespace, version: str, channel
     )
     forced = " (forced past the gate)" if pointer["forced"] else ""
     print(f"{channel} -> {version}{forced}")
+    _announce(registry, channel, pointer)
+
+
+def _announce(registry: Registry, channel: str, pointer: dict[str, object]) -> None:
+    """Wake the sync agents through Redis when ROUTEIQ_REDIS_URL is set.
+
+    A failure is a warning, not an error: the channel already moved in the store, and agents
+    that miss the message find it on their next poll.
+    """
+    url = os.environ.get("ROUTEIQ_REDIS_URL")
+    if not url:
+        return
+    import redis
+
+    keys = RedisKeys(registry.name, os.environ.get("ROUTEIQ_REDIS_PREFIX") or DEFAULT_PREFIX)
+    try:
+        receivers = announce(url, keys, channel, pointer)
+    except redis.RedisError as exc:
+        print(f"warning: could not notify sync agents through Redis ({exc}); they will poll")
+        return
+    print(f"notified {receivers} sync agent(s) through Redis")
 
 
 def run_telemetry_command(args: argparse.Namespace) -> int:

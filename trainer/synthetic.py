@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.atomic import staging_dir
+from decision_service.atomic import staging_dir
 from trainer.synthetic_templates import PARAGRAPH_SENTENCES, TEMPLATES, Template
 
 ROUTING_FILE = "routing_data.jsonl"

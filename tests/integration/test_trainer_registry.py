@@ -9,11 +9,17 @@ from pathlib import Path
 import pytest
 
 from decision_service.bundle import load_bundle
+from decision_service.bundle_registry import (
+    Gate,
+    GateRefused,
+    LocalStore,
+    Registry,
+    RegistryError,
+    S3Store,
+)
 from decision_service.encoder import OnnxEncoder
 from tools.local_service import free_loopback_port
 from trainer.cli import main
-from trainer.registry import GateRefused, LocalStore, Registry, RegistryError, S3Store
-from trainer.registry.registry import Gate
 
 pytestmark = pytest.mark.integration
 

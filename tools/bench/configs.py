@@ -84,8 +84,8 @@ def _is_built(artifacts: Path, key: dict[str, object]) -> bool:
 
 def _train(root: Path, data_dir: Path, names: list[str], cache_dir: Path | None) -> dict[str, Path]:
     """Train the routers ``names`` (keys of ROUTERS) on ``root/encoder``; point root/<name>."""
+    from decision_service.atomic import point_symlink
     from decision_service.encoder import OnnxEncoder
-    from trainer.atomic import point_symlink
     from trainer.pipeline import prepare, train_bundle
 
     encoder = OnnxEncoder(root / "encoder", intra_op_threads=2)

@@ -1,4 +1,4 @@
-"""Publish, promote, roll back and pull router bundles (layout in ``trainer.registry``)."""
+"""Publish, promote, roll back and pull router bundles (layout in the package docstring)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,31 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from decision_service.manifest import BUNDLE_MANIFEST, BundleManifest, sha256_file
-from trainer.atomic import point_symlink, staged
-from trainer.registry.store import ObjectStore
+from decision_service.manifest import (
+    BUNDLE_MANIFEST,
+    ENCODER_MANIFEST,
+    BundleManifest,
+    EncoderManifest,
+    sha256_file,
+)
+from decision_service.signing import SIGNATURE_FILE, SignaturePolicy
+
+from .errors import GateRefused, RegistryError
+from .fetch import (
+    Fetched,
+    Fetcher,
+    activate,
+    encoder_key,
+    encoder_object_key,
+    verify_encoder_dir,
+    version_key,
+)
+from .store import ObjectStore
 
 METRICS_FILE = "metrics.json"
 # Figures where lower is better; every other headline figure is higher-is-better.
 LOWER_IS_BETTER = frozenset({"cpt50_pct", "cpt80_pct", "quality_mae"})
 DEFAULT_GATE_METRIC = "apgr"
-
-
-class RegistryError(RuntimeError):
-    """The registry cannot do what was asked (missing version, bad bundle, ...)."""
-
-
-class GateRefused(RegistryError):
-    """The quality gate refused a promotion."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,7 @@ class Registry:
 
     # ---- keys
     def _version_key(self, version: str, file: str = "") -> str:
-        return f"{self.name}/versions/{version}/{file}".rstrip("/")
+        return version_key(self.name, version, file)
 
     def _channel_key(self, channel: str) -> str:
         if not channel.replace("-", "").replace("_", "").isalnum():
@@ -76,11 +85,15 @@ class Registry:
         return record
 
     # ---- versions
-    def publish(self, bundle_dir: Path) -> str:
+    def publish(self, bundle_dir: Path, encoder_dir: Path | None = None) -> str:
         """Upload a bundle directory as an immutable version; returns its version.
 
-        Re-publishing the identical bundle is a no-op; a different bundle under an existing
-        version is refused.
+        The bundle's ``manifest.sig`` goes with it when present. The encoder it was trained
+        on is stored once under its content address (``encoders/<key>``) unless already
+        there; ``encoder_dir`` defaults to the ``encoder`` folder beside the bundle (the
+        trainer's layout), and must be exactly the encoder the manifest names. Re-publishing
+        the identical bundle is a no-op; a different bundle under an existing version is
+        refused.
         """
         bundle_dir = Path(bundle_dir)
         manifest_bytes = (bundle_dir / BUNDLE_MANIFEST).read_bytes()
@@ -89,22 +102,60 @@ class Registry:
         for name, digest in manifest.files.items():
             if sha256_file(bundle_dir / name) != digest:
                 raise RegistryError(f"{bundle_dir / name} does not match its manifest sha256")
+        uploaded_encoder = self._publish_encoder(
+            manifest, encoder_dir if encoder_dir is not None else bundle_dir.parent / "encoder"
+        )
         existing = self.store.get(self._version_key(version, BUNDLE_MANIFEST))
         if existing is not None:
             if existing != manifest_bytes:
                 raise RegistryError(f"version {version} already exists with different content")
             return version
-        for name in sorted(manifest.files):
-            key = self._version_key(version, name)
-            data = (bundle_dir / name).read_bytes()
-            current = self.store.get(key)
-            if current is None:
-                self.store.put(key, data, if_absent=True)
-            elif current != data:  # left by an interrupted publish of another bundle
-                raise RegistryError(f"{key} exists with different content")
+        signature = bundle_dir / SIGNATURE_FILE
+        uploads = sorted(manifest.files) + ([SIGNATURE_FILE] if signature.is_file() else [])
+        for name in uploads:
+            self._put_once(self._version_key(version, name), (bundle_dir / name).read_bytes())
+        # The manifest goes last: a version is visible once its manifest exists.
         self.store.put(self._version_key(version, BUNDLE_MANIFEST), manifest_bytes, if_absent=True)
-        self._event("publish", version=version, router_type=manifest.router_type)
+        self._event(
+            "publish",
+            version=version,
+            router_type=manifest.router_type,
+            encoder=encoder_key(manifest.encoder),
+            encoder_uploaded=uploaded_encoder,
+            signed=signature.is_file(),
+        )
         return version
+
+    def _put_once(self, key: str, data: bytes) -> None:
+        current = self.store.get(key)
+        if current is None:
+            self.store.put(key, data, if_absent=True)
+        elif current != data:  # left by an interrupted publish of another bundle
+            raise RegistryError(f"{key} exists with different content")
+
+    def _publish_encoder(self, manifest: BundleManifest, encoder_dir: Path) -> bool:
+        """Store the bundle's encoder under its content address; False when already there."""
+        key = encoder_key(manifest.encoder)
+        marker = encoder_object_key(self.name, key, ENCODER_MANIFEST)
+        if self.store.exists(marker):
+            return False
+        if not (Path(encoder_dir) / ENCODER_MANIFEST).is_file():
+            raise RegistryError(
+                f"encoder {manifest.encoder.digest} of {manifest.bundle_version} is not in the "
+                f"registry and {encoder_dir} holds no encoder: pass the encoder it was trained on"
+            )
+        try:
+            verify_encoder_dir(encoder_dir, manifest.encoder)
+        except RegistryError as exc:
+            raise RegistryError(f"{encoder_dir} is not the bundle's encoder: {exc}") from exc
+        raw = (Path(encoder_dir) / ENCODER_MANIFEST).read_bytes()
+        encoder = EncoderManifest.model_validate_json(raw)
+        for name in (encoder.onnx_file, encoder.tokenizer_file):
+            data = (Path(encoder_dir) / name).read_bytes()
+            self._put_once(encoder_object_key(self.name, key, name), data)
+        # encoder.json last, as for versions: its presence means the encoder is complete.
+        self.store.put(marker, raw, if_absent=True)
+        return True
 
     def versions(self) -> list[str]:
         suffix = f"/{BUNDLE_MANIFEST}"
@@ -234,40 +285,24 @@ class Registry:
         return pointer
 
     # ---- pull
-    def pull(self, channel: str, dest: Path) -> Path:
-        """Materialise the channel's bundle in ``dest/<version>``; switch ``dest/current``."""
+    def pull(self, channel: str, dest: Path, policy: SignaturePolicy | None = None) -> Path:
+        """Materialise the channel's bundle and its encoder in ``dest``; switch the pointers.
+
+        ``dest/<version>``, ``dest/encoders/<key>``, ``dest/encoder`` and ``dest/current``
+        as laid out in ``bundle_registry.fetch``: verified in staging, then renamed.
+        """
+        fetched = self.fetch(channel, dest, policy)
+        activate(dest, fetched)
+        return fetched.bundle_dir
+
+    def fetch(self, channel: str, dest: Path, policy: SignaturePolicy | None = None) -> Fetched:
         version = self.channel_version(channel)
         if version is None:
             raise RegistryError(f"channel {channel} names no version")
-        dest = Path(dest)
-        dest.mkdir(parents=True, exist_ok=True)
-        target = dest / version
-        raw_manifest = self.store.get(self._version_key(version, BUNDLE_MANIFEST))
-        if raw_manifest is None:
-            raise RegistryError(f"version {version!r} is not in the registry")
-        manifest = BundleManifest.model_validate_json(raw_manifest)
-        if not (target.is_dir() and _matches(target, manifest)):
-            with staged(dest, version) as staging:
-                for name in manifest.files:
-                    data = self.store.get(self._version_key(version, name))
-                    if data is None:
-                        raise RegistryError(f"version {version} is missing {name}")
-                    (staging.path / name).write_bytes(data)
-                    if sha256_file(staging.path / name) != manifest.files[name]:
-                        raise RegistryError(f"{name} of {version} does not match its sha256")
-                (staging.path / BUNDLE_MANIFEST).write_bytes(raw_manifest)
-                staging.publish(target, replace=True)
-        point_symlink(dest / "current", version)
-        return target
+        Path(dest).mkdir(parents=True, exist_ok=True)
+        return Fetcher(self.store, self.name, dest, policy).fetch(version)
 
 
 def _history(doc: dict[str, object] | None) -> list[str]:
     history = doc.get("history") if doc else None
     return [str(v) for v in history] if isinstance(history, list) else []
-
-
-def _matches(directory: Path, manifest: BundleManifest) -> bool:
-    try:
-        return all(sha256_file(directory / n) == d for n, d in manifest.files.items())
-    except OSError:
-        return False
