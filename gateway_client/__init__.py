@@ -7,8 +7,9 @@ Typical use::
 
     strategy = install(router, GatewayClientSettings(target="dns:///routeiq:50051"))
 
-``gateway_client.strategy``, ``callback`` and ``proxy`` import LiteLLM; the other modules do not.
-In the LiteLLM proxy, name ``gateway_client.proxy.handler`` under ``litellm_settings.callbacks``.
+``gateway_client.strategy``, ``callback`` and ``proxy`` import LiteLLM; the other modules do not
+(``pick`` only to raise LiteLLM's error for an unknown model). In the LiteLLM proxy, name
+``gateway_client.proxy.handler`` under ``litellm_settings.callbacks``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .breaker import BreakerState, CircuitBreaker
 from .client import DecisionClient, ErrorKind, RouteCaller, classify_error
+from .decision import Reason, RoutingDecision, RoutingStats
 from .fallback import (
     CheapestFallback,
     FallbackPolicy,
@@ -25,28 +27,13 @@ from .fallback import (
     deployment_weight,
     make_fallback_policy,
 )
+from .outcomes import METADATA_KEY
 from .settings import GatewayClientSettings
 
 if TYPE_CHECKING:
-    from .strategy import (
-        METADATA_KEY,
-        Reason,
-        RouteIQRoutingStrategy,
-        RoutingDecision,
-        RoutingStats,
-        install,
-    )
+    from .strategy import RouteIQRoutingStrategy, install
 
-_STRATEGY_EXPORTS = frozenset(
-    {
-        "METADATA_KEY",
-        "Reason",
-        "RouteIQRoutingStrategy",
-        "RoutingDecision",
-        "RoutingStats",
-        "install",
-    }
-)
+_STRATEGY_EXPORTS = frozenset({"RouteIQRoutingStrategy", "install"})
 
 
 def __getattr__(name: str) -> Any:

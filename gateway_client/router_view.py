@@ -33,6 +33,11 @@ def deployment_id(deployment: Deployment) -> str | None:
     return None if value is None else str(value)
 
 
+def deployment_ids(deployments: Iterable[Deployment]) -> list[str]:
+    """The ids of ``deployments`` that have one, in order."""
+    return [i for i in (deployment_id(d) for d in deployments) if i is not None]
+
+
 def is_blocked(deployment: Deployment) -> bool:
     """Whether an admin paused the deployment (``model_info.blocked``)."""
     info = deployment.get("model_info")

@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from decision_service.bundle import read_manifest
+from gateway_client.settings import GatewayClientSettings
 from tools.local_service import LocalService
-
-from .settings import GatewayClientSettings
 
 PROMPTS = [
     "Write a Python function that checks whether a string is a palindrome.",
@@ -79,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm  # imported late: slow, and only the demo's Router needs it here
 
-    from .strategy import install
+    from gateway_client.strategy import install
 
     litellm.suppress_debug_info = True
     # LiteLLM warns that the demo's made-up prices are not in its cost map; that is expected.
@@ -139,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                 _row(prompt, d.deployment_id, strategy.breaker.state.value,
                      f"{pick_ms:.1f}*", d.reason.value, widths=widths)
             )  # fmt: skip
-        stats = strategy.stats
+        stats = strategy.recorder.stats
         print(
             f"\n* whole completion time. routed={stats.routed} fallbacks={stats.fallbacks}: "
             "every request was answered, with or without the service."

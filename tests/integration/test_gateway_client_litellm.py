@@ -177,7 +177,8 @@ def test_picks_the_services_top_ranked_deployment(
     assert record["fallback"] is False
     assert record["deployment_id"] == direct.ranked[0].id
     assert record["decision_id"]
-    assert strategy.routed == 1 and strategy.fallbacks == 0
+    stats = strategy.recorder.stats
+    assert stats.routed == 1 and stats.fallbacks == 0
 
 
 def test_breaker_opens_while_the_service_is_down_and_closes_after_restart(
@@ -190,7 +191,7 @@ def test_breaker_opens_while_the_service_is_down_and_closes_after_restart(
         router, settings(decision_server.address), spy, metrics=GatewayMetrics(registry)
     )
     assert chosen_id(complete(router, model=GROUP, messages=MESSAGES))  # warm: routed
-    assert strategy.routed == 1
+    assert strategy.recorder.stats.routed == 1
     assert breaker_gauge(registry, decision_server.address) == 0
 
     decision_server.stop()
@@ -217,7 +218,7 @@ def test_breaker_opens_while_the_service_is_down_and_closes_after_restart(
         assert fallbacks == len(open_)
         assert strategy.last_decision is not None
         assert strategy.last_decision.reason is Reason.BREAKER_OPEN
-        assert strategy.fallbacks == THRESHOLD + 4
+        assert strategy.recorder.stats.fallbacks == THRESHOLD + 4
     finally:
         decision_server.start()
 
@@ -231,9 +232,9 @@ def test_breaker_opens_while_the_service_is_down_and_closes_after_restart(
     assert strategy.last_decision is not None
     assert strategy.last_decision.reason is Reason.ROUTED
 
-    routed_before = strategy.routed
+    routed_before = strategy.recorder.stats.routed
     chosen_id(complete(router, model=GROUP, messages=MESSAGES))
-    assert strategy.routed == routed_before + 1
+    assert strategy.recorder.stats.routed == routed_before + 1
     assert breaker_gauge(registry, decision_server.address) == 0
     strategy.close()
 

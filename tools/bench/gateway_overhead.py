@@ -60,13 +60,12 @@ def measure(address: str, model_names: Sequence[str], n: int = 500) -> dict[str,
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
+    from gateway_client.breaker import CircuitBreaker
+    from gateway_client.client import DecisionClient
+    from gateway_client.request import candidate_for
+    from gateway_client.settings import GatewayClientSettings
+    from gateway_client.strategy import RouteIQRoutingStrategy
     from routeiq.decision.v1 import decision_pb2
-
-    from .breaker import CircuitBreaker
-    from .client import DecisionClient
-    from .request import candidate_for
-    from .settings import GatewayClientSettings
-    from .strategy import RouteIQRoutingStrategy
 
     logging.getLogger("LiteLLM").setLevel(logging.ERROR)
     model_list = [
@@ -134,7 +133,7 @@ def measure(address: str, model_names: Sequence[str], n: int = 500) -> dict[str,
             for key, fn in paths.items():
                 samples[key] += _time(fn, per_round)
         picks = per_round * rounds
-        assert routed.routed >= picks and open_.fallbacks >= picks
+        assert routed.recorder.stats.routed >= picks and open_.recorder.stats.fallbacks >= picks
     finally:
         client.close()
     figures: dict[str, float] = {"picks": picks, "candidates": len(candidates)}

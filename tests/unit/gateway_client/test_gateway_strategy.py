@@ -16,111 +16,24 @@ from gateway_client.breaker import BreakerState, CircuitBreaker
 from gateway_client.fallback import OrderedFallback
 from gateway_client.router_view import RouterView
 from gateway_client.settings import GatewayClientSettings
-from gateway_client.strategy import METADATA_KEY, Reason, RouteIQRoutingStrategy, install
-from routeiq.decision.v1 import decision_pb2
+from gateway_client.strategy import (
+    METADATA_KEY,
+    Reason,
+    RouteIQRoutingStrategy,
+    RoutingStats,
+    install,
+)
 
-
-class FakeRpcError(grpc.RpcError):
-    def __init__(self, code: grpc.StatusCode) -> None:
-        super().__init__(code.name)
-        self._code = code
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return "details"
-
-
-class FakeClient:
-    """Ranks candidates in reverse request order, or raises ``error``."""
-
-    def __init__(self) -> None:
-        self.requests: list[decision_pb2.RouteRequest] = []
-        self.timeouts: list[float] = []
-        self.error: BaseException | None = None
-        self.ranking: list[str] | None = None
-
-    def _answer(self, request: decision_pb2.RouteRequest) -> decision_pb2.RouteResponse:
-        self.requests.append(request)
-        if self.error is not None:
-            raise self.error
-        ids = self.ranking if self.ranking is not None else [c.id for c in request.candidates][::-1]
-        return decision_pb2.RouteResponse(
-            ranked=[
-                decision_pb2.RankedCandidate(id=i, score=1.0 - n / 10) for n, i in enumerate(ids)
-            ],
-            decision_id=f"dec-{len(self.requests)}",
-            strategy_name="reverse",
-            selection_reason="highest_score",
-            timings=decision_pb2.Timings(total_ms=1.5),
-        )
-
-    def route(
-        self, request: decision_pb2.RouteRequest, timeout_s: float
-    ) -> decision_pb2.RouteResponse:
-        self.timeouts.append(timeout_s)
-        return self._answer(request)
-
-    async def route_async(
-        self, request: decision_pb2.RouteRequest, timeout_s: float
-    ) -> decision_pb2.RouteResponse:
-        self.timeouts.append(timeout_s)
-        await asyncio.sleep(0)
-        return self._answer(request)
-
-
-def deployment(group: str, id: str, model: str, **info: Any) -> dict[str, Any]:
-    return {
-        "model_name": group,
-        "litellm_params": {"model": model, "mock_response": f"from {id}", "api_key": "x"},
-        "model_info": {"id": id, **info},
-    }
-
-
-MODEL_LIST = [
-    deployment(
-        "g", "g-mini", "openai/gpt-4o-mini", input_cost_per_token=1.5e-7, output_cost_per_token=6e-7
-    ),
-    deployment("g", "g-4o", "openai/gpt-4o"),
-    deployment("g", "g-haiku", "anthropic/claude-3-haiku", base_model="claude-3-haiku-20240307"),
-    deployment("solo", "solo-1", "openai/gpt-4o-mini"),
-    deployment("other", "o-1", "openai/gpt-4o-mini"),
-    deployment("other", "o-2", "openai/gpt-4o"),
-]
-
-MESSAGES: list[Any] = [
-    {"role": "system", "content": "sys"},
-    {"role": "user", "content": "write a haiku"},
-]
-
-
-@pytest.fixture
-def router() -> Router:
-    return Router(model_list=MODEL_LIST, num_retries=0)
-
-
-@pytest.fixture
-def client() -> FakeClient:
-    return FakeClient()
-
-
-def make_strategy(router: Router, client: FakeClient, **settings: Any) -> RouteIQRoutingStrategy:
-    settings.setdefault("fallback_policy", "ordered")
-    return RouteIQRoutingStrategy(router, GatewayClientSettings(**settings), client, breaker=None)
-
-
-def cool_down(router: Router, model_id: str) -> None:
-    """Put a deployment in cooldown (``health().cooldowns`` in litellm 1.110, else
-    ``cooldown_cache``)."""
-    health = getattr(router, "health", None)
-    store = health().cooldowns if callable(health) else router.cooldown_cache
-    store.add_deployment_to_cooldown(model_id, Exception("boom"), 500, 60)
-
-
-def ids(request: decision_pb2.RouteRequest) -> list[str]:
-    return [c.id for c in request.candidates]
-
+from .fakes import (
+    MESSAGES,
+    MODEL_LIST,
+    FakeClient,
+    FakeRpcError,
+    cool_down,
+    deployment,
+    ids,
+    make_strategy,
+)
 
 # -- the request -----------------------------------------------------------------------------
 
@@ -167,7 +80,7 @@ def test_returns_the_top_ranked_registry_deployment(router: Router, client: Fake
     assert record["score"] == pytest.approx(1.0)
     assert record["service_ms"] == pytest.approx(1.5)
     assert record["latency_ms"] >= 0
-    assert strategy.routed == 1 and strategy.fallbacks == 0
+    assert strategy.recorder.stats == RoutingStats(routed=1)
     assert strategy.last_decision is not None and strategy.last_decision.decision_id == "dec-1"
 
 
@@ -176,7 +89,7 @@ async def test_async_pick(router: Router, client: FakeClient) -> None:
     client.ranking = ["g-4o", "g-mini", "g-haiku"]
     picked = await strategy.async_get_available_deployment("g", messages=MESSAGES)
     assert picked["model_info"]["id"] == "g-4o"
-    assert strategy.routed == 1
+    assert strategy.recorder.stats.routed == 1
 
 
 def test_ranking_ids_unknown_to_the_request_are_skipped(router: Router, client: FakeClient) -> None:
@@ -206,7 +119,7 @@ def test_single_deployment_group_makes_no_call(router: Router, client: FakeClien
     assert strategy.last_decision is not None
     assert strategy.last_decision.reason is Reason.SINGLE_CANDIDATE
     assert not strategy.last_decision.fallback
-    assert strategy.fallbacks == 0 and strategy.stats.bypassed == 1
+    assert strategy.recorder.stats == RoutingStats(bypassed=1)
 
 
 def test_cooled_down_deployments_are_not_candidates(router: Router, client: FakeClient) -> None:
@@ -344,7 +257,7 @@ def test_failures_fall_back_and_count(router: Router, client: FakeClient, error:
     assert metadata[METADATA_KEY]["reason"] == "rpc_failure"
     assert metadata[METADATA_KEY]["error"]
     assert strategy.breaker.consecutive_failures == 1
-    assert strategy.fallbacks == 1
+    assert strategy.recorder.stats.fallbacks == 1
 
 
 def test_invalid_argument_falls_back_without_counting(router: Router, client: FakeClient) -> None:
@@ -370,7 +283,7 @@ def test_breaker_opens_and_stops_calling(router: Router, client: FakeClient) -> 
     assert strategy.breaker.state is BreakerState.OPEN
     assert strategy.last_decision is not None
     assert strategy.last_decision.reason is Reason.BREAKER_OPEN
-    assert strategy.fallbacks == 5
+    assert strategy.recorder.stats.fallbacks == 5
 
 
 def test_half_open_probe_closes_on_success(router: Router, client: FakeClient) -> None:
@@ -412,7 +325,7 @@ def test_a_bug_in_the_strategy_still_returns_a_deployment(
     def broken(*args: object, **kwargs: object) -> None:
         raise KeyError("bug")
 
-    monkeypatch.setattr(strategy, "_plan", broken)
+    monkeypatch.setattr(strategy.planner, "plan", broken)
     picked = strategy.get_available_deployment("g", messages=MESSAGES)
     assert picked["model_info"]["id"] == "g-mini"
     assert strategy.last_decision is not None
@@ -426,7 +339,7 @@ def test_install_registers_with_the_router(router: Router, client: FakeClient) -
     strategy = install(router, GatewayClientSettings(fallback_policy="ordered"), client)
     response: Any = router.completion(model="g", messages=MESSAGES)
     assert response.choices[0].message.content == "from g-haiku"
-    assert strategy.routed == 1
+    assert strategy.recorder.stats.routed == 1
 
 
 async def test_install_serves_acompletion(router: Router, client: FakeClient) -> None:
@@ -435,7 +348,7 @@ async def test_install_serves_acompletion(router: Router, client: FakeClient) ->
     response = await router.acompletion(model="g", messages=MESSAGES, metadata=metadata)
     assert response.choices[0].message.content == "from g-haiku"
     assert metadata[METADATA_KEY]["deployment_id"] == "g-haiku"
-    assert strategy.routed == 1
+    assert strategy.recorder.stats.routed == 1
 
 
 def test_install_uses_set_custom_routing_strategy_without_register_plugin(
