@@ -18,6 +18,7 @@ help:
 	@echo "make serve   serve \$$ARTIFACTS/knn on \$$PORT (after make artifacts)"
 	@echo "make bench   latency and throughput figures (in process, gRPC, seeds)"
 	@echo "make lint    ruff + mypy;  make proto  regenerate gRPC stubs"
+	@echo "make check-floors  install the lowest allowed dependency versions and smoke-test"
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -67,6 +68,13 @@ proto: $(VENV)/.installed
 check-proto: $(VENV)/.installed
 	$(PY) proto/generate.py --check
 
+# The lowest versions pyproject.toml allows, installed in scratch venvs (base + service, and
+# base + gateway with LiteLLM's floor) with this repo's wheel, then a smoke run there (~2 min
+# with a warm pip cache). tests/packaging/check_floors.py says what it checks.
+.PHONY: check-floors
+check-floors: $(VENV)/.installed
+	$(PY) -m tests.packaging.check_floors
+
 # Pin the exact versions the suite passed with (run after changing pyproject.toml).
 lock: $(VENV)/.installed
 	$(PY) -m pip freeze --exclude-editable | grep -v '^routeiq' > constraints.txt
@@ -86,13 +94,13 @@ check-deploy: $(VENV)/.installed
 PROXY_VENV := .venv-proxy
 PROXY_LITELLM ?= 1.108.7
 
+# The repo goes in with its gateway extra, so the proxy venv obeys pyproject.toml's floors
+# and LiteLLM range (PROXY_LITELLM must fall inside it).
 $(PROXY_VENV)/.installed: pyproject.toml
 	test -x $(PROXY_VENV)/bin/python || $(PYTHON) -m venv $(PROXY_VENV)
 	$(PROXY_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(PROXY_VENV)/bin/python -m pip install --quiet 'litellm[proxy]==$(PROXY_LITELLM)' \
-		'grpcio>=1.70' 'protobuf>=6.31' 'pydantic-settings>=2.3' 'prometheus-client>=0.20' \
-		'opentelemetry-api>=1.25' 'opentelemetry-sdk>=1.25'
-	$(PROXY_VENV)/bin/python -m pip install --quiet --no-deps -e .
+		-e '.[gateway]' 'opentelemetry-sdk>=1.26'
 	touch $@
 
 .PHONY: proxy-venv

@@ -3,12 +3,13 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 # Dependencies first, so a source change does not reinstall them.
-COPY pyproject.toml constraints.txt README.md ./
+COPY pyproject.toml constraints.txt README.md LICENSE ./
 RUN python -m venv /opt/venv \
  && mkdir -p decision_service gateway_client trainer \
  && touch decision_service/__init__.py gateway_client/__init__.py trainer/__init__.py \
  && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt '.[service]' \
  && /opt/venv/bin/pip uninstall -y routeiq
+COPY routeiq ./routeiq
 COPY decision_service ./decision_service
 COPY gateway_client ./gateway_client
 COPY trainer ./trainer

@@ -3,12 +3,15 @@
 #   docker build -f deploy/docker/litellm-gateway.Dockerfile -t routeiq/litellm-gateway .
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml constraints.txt README.md ./
+# litellm[proxy] as in `make proxy-venv` (PROXY_LITELLM): constraints.txt pins litellm 1.110,
+# whose [proxy] extra needs a litellm-proxy release the index does not have.
+COPY pyproject.toml constraints.txt README.md LICENSE ./
 RUN python -m venv /opt/venv \
  && mkdir -p decision_service gateway_client trainer \
  && touch decision_service/__init__.py gateway_client/__init__.py trainer/__init__.py \
- && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt '.[gateway]' 'litellm[proxy]' \
+ && /opt/venv/bin/pip install --no-cache-dir '.[gateway]' 'litellm[proxy]==1.108.7' \
  && /opt/venv/bin/pip uninstall -y routeiq
+COPY routeiq ./routeiq
 COPY decision_service ./decision_service
 COPY gateway_client ./gateway_client
 COPY trainer ./trainer
