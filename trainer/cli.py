@@ -17,6 +17,9 @@
     python -m trainer telemetry (--jaeger URL --service S [--since-hours 24] | --otlp FILE...)
                                --out FILE.jsonl
 
+Installed, the same CLI is the console script ``routeiq-trainer``. ``--help`` and the
+registry commands import neither torch nor scikit-learn.
+
 URI is a directory, file:///dir, or s3://bucket/prefix (endpoint from --s3-endpoint or
 ROUTEIQ_S3_ENDPOINT, e.g. MinIO; credentials as boto3 finds them).
 """
@@ -35,7 +38,10 @@ from trainer.routers import ROUTER_TYPES
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.split("\n")[0])
+    # `routeiq-trainer` when run as the console script, else `python -m trainer`.
+    script = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    prog = script if script.startswith("routeiq-") else "python -m trainer"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -143,12 +149,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may download weights
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-    from decision_service.encoder import OnnxEncoder
-    from trainer import pipeline
-    from trainer.encoder_export import encoder_is_valid, export_encoder
-    from trainer.evaluate import DEFAULT_COST_WEIGHT
+    # Each command imports what it uses: the registry and telemetry commands (the model-sync
+    # loop runs `pull`) and --help load neither torch nor scikit-learn.
+    if args.command in {"publish", "promote", "rollback", "pull", "versions"}:
+        from trainer.registry_cli import run_registry_command
+
+        return run_registry_command(args)
+
+    if args.command == "telemetry":
+        from trainer.registry_cli import run_telemetry_command
+
+        return run_telemetry_command(args)
 
     if args.command == "encoder":
+        from trainer.encoder_export import encoder_is_valid, export_encoder
+
         if not args.force and encoder_is_valid(args.out):
             print(f"encoder at {args.out} already validates; use --force to re-export")
             return 0
@@ -181,21 +196,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     if args.command == "synth":
+        from trainer import pipeline
+
         out = pipeline.write_synthetic(args.out, n=args.n, seed=args.seed)
         print(f"synthetic routing data written to {out}")
         return 0
 
-    if args.command in {"publish", "promote", "rollback", "pull", "versions"}:
-        from trainer.registry_cli import run_registry_command
-
-        return run_registry_command(args)
-
-    if args.command == "telemetry":
-        from trainer.registry_cli import run_telemetry_command
-
-        return run_telemetry_command(args)
-
     if args.command == "train":
+        from decision_service.encoder import OnnxEncoder
+        from trainer import pipeline
+        from trainer.evaluate import DEFAULT_COST_WEIGHT
+
         params: dict[str, object] = {}
         if args.router == "knn" and args.k is not None:
             params["k"] = args.k
@@ -234,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     if args.command == "build":
+        from trainer import pipeline
+
         built = pipeline.build(args.out, n=args.n, seed=args.seed)
         for router_type, trained in built.bundles.items():
             print(trained.table)
