@@ -10,7 +10,14 @@ loading callbacks, and may rebuild it), and reports every outcome::
     litellm_settings:
       callbacks: ["gateway_client.proxy.handler"]
 
-Settings come from ``ROUTEIQ_GATEWAY_*`` environment variables.
+This is the hook every deployment ships (deploy/k8s/gateway and deploy/compose name it); the
+gateway image installs this package, so LiteLLM imports it by that dotted path.
+
+Settings come from ``ROUTEIQ_GATEWAY_*`` environment variables, read once when the proxy loads
+this module (invalid ones stop the proxy at startup, naming the setting). With
+``ROUTEIQ_GATEWAY_METRICS_PORT`` set, the process's Prometheus registry (the gateway client's
+breaker, pick, fallback and latency metrics) is served on that port from then on, before the
+first request: a scrape of an idle gateway still finds its metrics.
 """
 
 from __future__ import annotations
@@ -35,15 +42,36 @@ def proxy_router() -> Any:
     return getattr(proxy_server, "llm_router", None)
 
 
+def serve_metrics(port: int) -> Any:
+    """Serve ``prometheus_client``'s default registry at ``:port/metrics`` on a daemon thread;
+    the HTTP server, or None when the port cannot be bound (logged: the gateway keeps serving
+    requests without its metrics endpoint)."""
+    from prometheus_client import start_http_server
+
+    try:
+        server, _thread = start_http_server(port)
+    except OSError:
+        logger.exception("could not serve RouteIQ gateway metrics on port %d", port)
+        return None
+    logger.info("RouteIQ gateway metrics on :%d/metrics", port)
+    return server
+
+
 class RouteIQProxyHandler(CustomLogger):
-    """Installs the strategy on the proxy's router and forwards outcomes to its callback."""
+    """Installs the strategy on the proxy's router and forwards outcomes to its callback.
+
+    ``settings`` default to the environment's. ``metrics_server`` is the HTTP server started
+    for ``settings.metrics_port`` (None without one).
+    """
 
     def __init__(self, settings: GatewayClientSettings | None = None) -> None:
         super().__init__()
-        self._settings = settings
+        self.settings = settings if settings is not None else GatewayClientSettings()
         self._lock = threading.Lock()
         self._router_ref: weakref.ref[Any] | None = None
         self.strategy: RouteIQRoutingStrategy | None = None
+        port = self.settings.metrics_port
+        self.metrics_server = serve_metrics(port) if port is not None else None
 
     def ensure_installed(self, router: Any = None) -> RouteIQRoutingStrategy | None:
         """Install the strategy on ``router`` (default: the proxy's) unless already there."""
@@ -57,13 +85,14 @@ class RouteIQProxyHandler(CustomLogger):
             current = self._router_ref() if self._router_ref is not None else None
             if current is not router or self.strategy is None:
                 previous = self.strategy
-                settings = self._settings or GatewayClientSettings()
                 # Outcomes flow through this handler, which the proxy already calls.
-                self.strategy = install(router, settings, outcomes=False)
+                self.strategy = install(router, self.settings, outcomes=False)
                 self._router_ref = weakref.ref(router)
                 if previous is not None:
                     previous.close()
-                logger.info("RouteIQ strategy installed on the proxy router (%s)", settings.target)
+                logger.info(
+                    "RouteIQ strategy installed on the proxy router (%s)", self.settings.target
+                )
             return self.strategy
 
     async def async_pre_call_hook(

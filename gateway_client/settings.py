@@ -127,6 +127,16 @@ class GatewayClientSettings(BaseSettings):
     outcome_deadline_ms: float = Field(
         default=1_000.0, gt=0, description="Deadline of one RecordOutcome call."
     )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description=(
+            "Port on which the LiteLLM proxy hook (gateway_client.proxy.handler) serves the "
+            "process's Prometheus registry at /metrics, from proxy startup; unset serves "
+            "nothing. Only the proxy hook reads it: install() opens no port."
+        ),
+    )
 
     @model_validator(mode="after")
     def _check_tls(self) -> GatewayClientSettings:

@@ -1,5 +1,6 @@
-# LiteLLM proxy with the RouteIQ gateway client (the strategy is enabled by
-# deploy/k8s/gateway/routeiq_proxy_hook.py, mounted beside config.yaml). Build from the repo root:
+# LiteLLM proxy with the RouteIQ gateway client installed: the mounted config.yaml enables the
+# strategy with `litellm_settings.callbacks: ["gateway_client.proxy.handler"]`, which LiteLLM
+# imports from this package (no hook file is copied). Build from the repo root:
 #   docker build -f deploy/docker/litellm-gateway.Dockerfile -t routeiq/litellm-gateway .
 FROM python:3.11-slim AS build
 WORKDIR /src

@@ -471,9 +471,8 @@ def test_gateway_balances_over_the_headless_service(objects: list[Obj]) -> None:
     assert names.index("POD_NAMESPACE") < names.index("ROUTEIQ_GATEWAY_TARGET")  # $(VAR) order
     config = find(objects, "ConfigMap", "litellm-proxy-config")["data"]
     proxy_config = yaml.safe_load(config["config.yaml"])
-    assert (
-        proxy_config["litellm_settings"]["callbacks"] == "routeiq_proxy_hook.proxy_handler_instance"
-    )
-    assert "proxy_handler_instance = RouteIQProxyHook()" in config["routeiq_proxy_hook.py"]
+    # The hook is the gateway image's installed gateway_client package, not a mounted file.
+    assert proxy_config["litellm_settings"]["callbacks"] == ["gateway_client.proxy.handler"]
+    assert set(config) == {"config.yaml"}
     ids = [d["model_info"]["id"] for d in proxy_config["model_list"]]
     assert len(ids) == len(set(ids)) and all(ids)

@@ -123,10 +123,10 @@ def test_compose_references_only_services_that_exist() -> None:
 def test_compose_gateway_uses_dns_round_robin_and_the_shared_hook() -> None:
     litellm = _compose()["services"]["litellm"]
     assert litellm["environment"]["ROUTEIQ_GATEWAY_TARGET"] == "dns:///decision-service:50051"
-    mounts = " ".join(litellm["volumes"])
-    assert "../k8s/gateway/routeiq_proxy_hook.py:/app/config/routeiq_proxy_hook.py" in mounts
+    # The hook is the image's installed gateway_client package: only the config is mounted.
+    assert litellm["volumes"] == ["./litellm-config.yaml:/app/config/config.yaml:ro"]
     config = load_yaml(COMPOSE_DIR / "litellm-config.yaml")
-    assert config["litellm_settings"]["callbacks"] == "routeiq_proxy_hook.proxy_handler_instance"
+    assert config["litellm_settings"]["callbacks"] == ["gateway_client.proxy.handler"]
     assert all(d["model_info"]["id"] for d in config["model_list"])
 
 

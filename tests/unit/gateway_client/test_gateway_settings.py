@@ -15,6 +15,7 @@ _ENV = [
     "FALLBACK_POLICY",
     "COST_WEIGHT",
     "ROUTING_GROUPS",
+    "METRICS_PORT",
 ]
 
 
@@ -35,6 +36,7 @@ def test_defaults() -> None:
     assert s.cost_weight is None
     assert s.routing_groups == []
     assert s.routes_group("anything")
+    assert s.metrics_port is None
 
 
 def test_every_field_is_documented() -> None:
@@ -50,6 +52,7 @@ def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ROUTEIQ_GATEWAY_FALLBACK_POLICY", "ordered")
     monkeypatch.setenv("ROUTEIQ_GATEWAY_COST_WEIGHT", "0.3")
     monkeypatch.setenv("ROUTEIQ_GATEWAY_ROUTING_GROUPS", "auto, gpt-4o")
+    monkeypatch.setenv("ROUTEIQ_GATEWAY_METRICS_PORT", "9465")
     s = GatewayClientSettings()
     assert s.target == "dns:///routeiq:50051"
     assert s.deadline_ms == 25
@@ -59,6 +62,7 @@ def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.cost_weight == 0.3
     assert s.routing_groups == ["auto", "gpt-4o"]
     assert s.routes_group("auto") and not s.routes_group("claude")
+    assert s.metrics_port == 9465
 
 
 def test_routing_groups_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,6 +90,8 @@ def test_explicit_argument_beats_environment(monkeypatch: pytest.MonkeyPatch) ->
         {"cost_weight": 1.5},
         {"cost_weight": -0.1},
         {"target": ""},
+        {"metrics_port": 0},
+        {"metrics_port": 65536},
     ],
 )
 def test_validation(kwargs: dict[str, object]) -> None:
