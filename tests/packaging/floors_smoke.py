@@ -26,6 +26,7 @@ from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # no GOAWAY info lines from server.stop()
 
 
 def import_all(package: str, skip: frozenset[str] = frozenset()) -> list[str]:
