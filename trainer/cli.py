@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train one router, evaluate it, write a bundle")
     tr.add_argument("--router", choices=ROUTER_TYPES, required=True)
-    tr.add_argument("--data", type=Path, required=True, help="routing_data.jsonl + llm_data.json")
+    tr.add_argument("--data", type=Path, required=True, help="data directory or file")
     tr.add_argument("--encoder", type=Path, required=True, help="encoder directory")
     tr.add_argument("--out", type=Path, required=True, help="parent of the versioned bundle")
     tr.add_argument("--seed", type=int, default=7, help="split and training seed")
@@ -89,7 +89,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=JSON",
         help="any router parameter, e.g. --param c=2.0 --param rank=64 (repeatable)",
     )
-    tr.add_argument("--data-format", choices=("auto", "llmrouter", "routellm-csv"), default="auto")
+    tr.add_argument(
+        "--data-format",
+        choices=("auto", "llmrouter", "routellm-csv", "judgements"),
+        default="auto",
+        help="default: detected (trainer/sources/formats.py)",
+    )
     tr.add_argument("--cache", type=Path, default=None, help="embedding cache directory")
     tr.add_argument("--mlflow", action="store_true", help="log the run to MLflow (optional)")
     tr.add_argument("--tracking-uri", default=None, help="MLflow URI (default ./mlruns)")

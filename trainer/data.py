@@ -4,7 +4,8 @@ The reader never invents a value: a record missing ``query``, ``model_name``,
 ``performance`` or ``cost`` (or holding a value of the wrong type or range, or naming a
 model that ``llm_data.json`` does not describe) is skipped and counted by reason, and a
 query left without a record for every candidate is dropped and counted, rather than
-filled in.
+filled in. When nothing usable is left, the error names the file, the first rejected line
+and what would fix it (``RoutingDataError``).
 """
 
 from __future__ import annotations
@@ -24,8 +25,39 @@ from trainer.synthetic import LLM_DATA_FILE, ROUTING_FILE
 REQUIRED_FIELDS = ("query", "model_name", "performance", "cost")
 
 
+# What to change in the file for each skip reason, for the "nothing usable" error.
+SKIP_FIXES = {
+    "invalid_json": "write one JSON object per line",
+    "not_an_object": "write one JSON object per line",
+    "missing_query": "give every record a 'query' string",
+    "missing_model_name": "give every record a 'model_name'",
+    "missing_performance": "give every record a 'performance' in [0, 1]",
+    "missing_cost": "give every record a 'cost' in dollars",
+    "invalid_query": "'query' must be a non-empty string",
+    "unknown_model": f"name only models that {LLM_DATA_FILE} describes, or describe them there",
+    "invalid_performance": "'performance' must be a number in [0, 1]",
+    "invalid_cost": "'cost' must be a number >= 0",
+    "duplicate_query_model": "keep one record per (query, model)",
+}
+
+
 class RoutingDataError(ValueError):
-    """The data directory cannot be used at all (missing files, no usable queries)."""
+    """The data cannot be used at all; the message says where (file, 1-based line) and why.
+
+    ``path``, ``line`` and ``fix`` are kept for callers that want them apart.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        path: Path | str | None = None,
+        line: int | None = None,
+        fix: str | None = None,
+    ) -> None:
+        self.problem, self.path, self.line, self.fix = problem, path, line, fix
+        where = "" if path is None else f"{path}{'' if line is None else f', line {line}'}: "
+        super().__init__(f"{where}{problem}{'' if fix is None else f'; to fix: {fix}'}")
 
 
 @dataclass
@@ -34,10 +66,27 @@ class ReadReport:
     records_used: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     queries_dropped_incomplete: int = 0
+    # Input columns the reader did not use, with why (e.g. RouteLLM's `<model>_response`).
+    ignored_columns: dict[str, str] = field(default_factory=dict)
+    # Where each skip reason first occurred (file, 1-based line): for error messages only,
+    # kept out of as_dict so manifests do not carry machine-specific paths.
+    first_skip: dict[str, tuple[str, int]] = field(default_factory=dict, repr=False)
 
     @property
     def records_skipped(self) -> int:
         return sum(self.skipped.values())
+
+    def skip(self, reason: str, path: Path | str, line: int) -> None:
+        self.skipped[reason] += 1
+        self.first_skip.setdefault(reason, (str(path), line))
+
+    def first_rejection(self, fixes: dict[str, str]) -> str:
+        """'first rejected: FILE, line N (reason): fix' for the earliest recorded skip."""
+        if not self.first_skip:
+            return "no record was rejected"
+        reason, (path, line) = min(self.first_skip.items(), key=lambda kv: kv[1])
+        fix = fixes.get(reason, "see the reader's documentation for this reason")
+        return f"first rejected: {path}, line {line} ({reason}): {fix}"
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -45,6 +94,7 @@ class ReadReport:
             "records_used": self.records_used,
             "records_skipped": dict(sorted(self.skipped.items())),
             "queries_dropped_incomplete": self.queries_dropped_incomplete,
+            "ignored_columns": dict(self.ignored_columns),
         }
 
 
@@ -57,6 +107,9 @@ class RoutingData:
     kinds: list[str | None]  # the record's "kind" when given, else None
     sha256: str  # over llm_data.json then routing_data.jsonl
     report: ReadReport
+    # The published benchmark the files identify themselves as (e.g. "mmlu" for RouteLLM's
+    # mmlu_<subject>.csv files), keying published reference figures; None for anything else.
+    benchmark: str | None = None
 
     @property
     def prices(self) -> np.ndarray:
@@ -71,6 +124,7 @@ class RoutingData:
             kinds=[self.kinds[i] for i in index],
             sha256=self.sha256,
             report=self.report,
+            benchmark=self.benchmark,
         )
 
 
@@ -120,7 +174,7 @@ def read_routing_data(directory: Path) -> RoutingData:
     rows: dict[str, dict[int, tuple[float, float]]] = {}
     kinds: dict[str, str | None] = {}
     with routing_path.open("rb") as fh:
-        for raw_line in fh:
+        for number, raw_line in enumerate(fh, start=1):
             digest.update(raw_line)
             line = raw_line.strip()
             if not line:
@@ -128,12 +182,12 @@ def read_routing_data(directory: Path) -> RoutingData:
             report.records_total += 1
             reason = _check_record(line, column)
             if isinstance(reason, str):
-                report.skipped[reason] += 1
+                report.skip(reason, routing_path, number)
                 continue
             query, j, performance, cost, kind = reason
             per_model = rows.setdefault(query, {})
             if j in per_model:
-                report.skipped["duplicate_query_model"] += 1
+                report.skip("duplicate_query_model", routing_path, number)
                 continue
             per_model[j] = (performance, cost)
             kinds.setdefault(query, kind)
@@ -146,9 +200,17 @@ def read_routing_data(directory: Path) -> RoutingData:
             report.queries_dropped_incomplete += 1
             report.records_used -= len(per_model)
     if not prompts:
+        if rows:  # records were read, but every query misses some candidate
+            query, per_model = next(iter(rows.items()))
+            missing = [c.model_name for j, c in enumerate(candidates) if j not in per_model]
+            fix = f"query {query[:60]!r} has no record for {missing}: add one record per "
+            fix += f"(query, model described in {LLM_DATA_FILE})"
+        else:
+            fix = report.first_rejection(SKIP_FIXES)
         raise RoutingDataError(
-            f"{routing_path} holds no query with a record for each of the {m} candidates "
-            f"({report.as_dict()})"
+            f"no query with a record for each of the {m} candidates ({report.as_dict()})",
+            path=routing_path,
+            fix=fix,
         )
     labels = np.array([[rows[q][j][0] for j in range(m)] for q in prompts], dtype=np.float32)
     costs = np.array([[rows[q][j][1] for j in range(m)] for q in prompts], dtype=np.float64)

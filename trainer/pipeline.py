@@ -28,15 +28,15 @@ import numpy as np
 from decision_service.atomic import point_symlink
 from decision_service.encoder import OnnxEncoder
 from trainer.bundle_writer import WrittenBundle, write_bundle
-from trainer.data import RoutingData, RoutingDataError, Split, read_routing_data, split_queries
+from trainer.data import RoutingData, Split, split_queries
 from trainer.embed_cache import embed_with_cache
 from trainer.encoder_export import ensure_encoder
 from trainer.evaluate import DEFAULT_COST_WEIGHT, PolicyResult, evaluate, find, format_table
 from trainer.lineage import lineage
 from trainer.quality_report import quality_report
 from trainer.routers import export_with_parity, make_router
-from trainer.sources.routellm_csv import read_routellm_csv
-from trainer.synthetic import DATASET_META, ROUTING_FILE, generate, write_llmrouter
+from trainer.sources.formats import DATA_FORMATS, read_data  # noqa: F401  (re-exported)
+from trainer.synthetic import DATASET_META, generate, write_llmrouter
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,6 @@ SAMPLE_COUNT = 3
 UTILITY_RULE = "quality - cost_weight * log2(price_per_million / cheapest price_per_million)"
 METRICS_FILE = "metrics.json"
 LINEAGE_FILE = "lineage.json"
-DATA_FORMATS = ("auto", "llmrouter", "routellm-csv")
 
 
 @dataclass(frozen=True)
@@ -71,23 +70,6 @@ class TrainResult:
 
 def write_synthetic(out_dir: Path, *, n: int, seed: int) -> Path:
     return write_llmrouter(generate(n, seed), out_dir)
-
-
-def read_data(data_dir: Path, data_format: str = "auto") -> tuple[RoutingData, str]:
-    """Read LLMRouter JSONL (``routing_data.jsonl`` + ``llm_data.json``) or RouteLLM CSVs."""
-    data_dir = Path(data_dir)
-    if data_format == "auto":
-        if (data_dir / ROUTING_FILE).is_file():
-            data_format = "llmrouter"
-        elif any(data_dir.glob("*.csv")):
-            data_format = "routellm-csv"
-        else:
-            raise RoutingDataError(f"{data_dir} holds neither {ROUTING_FILE} nor *.csv files")
-    if data_format == "llmrouter":
-        return read_routing_data(data_dir), data_format
-    if data_format == "routellm-csv":
-        return read_routellm_csv(data_dir), data_format
-    raise ValueError(f"unknown data format {data_format!r}; choose from {DATA_FORMATS}")
 
 
 def prepare(

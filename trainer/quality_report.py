@@ -12,6 +12,12 @@ Per router on the held-out split:
 * ``single_models``: every candidate used alone (quality and $ per 1k requests);
 * ``curve``: the router's quality/cost frontier: for a strong/weak pair the threshold
   sweep, otherwise a sweep of the willingness-to-pay weight of the ranking utility.
+
+Tables and plots name the data set they were given (``trainer.sources.formats.dataset_name``:
+``--name``, else the data file's stem or directory's name). Published figures
+(``PUBLISHED_REFERENCES``) are keyed by the benchmark the reader identified the files as
+(``RoutingData.benchmark``, e.g. ``mmlu`` for RouteLLM's ``mmlu_<subject>.csv`` files) and
+shown only for that benchmark: a name alone never claims a reference, nor do row counts.
 """
 
 from __future__ import annotations
@@ -29,6 +35,45 @@ from trainer.routellm_metrics import (
     random_figures,
     router_figures,
 )
+
+
+@dataclass(frozen=True)
+class PublishedReference:
+    label: str  # the table row's name
+    apgr: float
+    cpt50_pct: float
+    cpt80_pct: float
+    source: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "label": self.label,
+            "apgr": self.apgr,
+            "cpt50_pct": self.cpt50_pct,
+            "cpt80_pct": self.cpt80_pct,
+            "source": self.source,
+        }
+
+
+PUBLISHED_REFERENCES: dict[str, PublishedReference] = {
+    "mmlu": PublishedReference(
+        label="RouteLLM best published (MMLU)",
+        apgr=0.603,
+        cpt50_pct=35.4,
+        cpt80_pct=70.3,
+        source="arXiv:2406.18665, MMLU (all 57 subjects less contaminated prompts); best "
+        "router: matrix factorisation trained on Arena + golden data",
+    ),
+}
+
+
+def published_reference(benchmark: str | None) -> PublishedReference | None:
+    return None if benchmark is None else PUBLISHED_REFERENCES.get(benchmark)
+
+
+def plot_title(dataset: str, held_out: int, seed: int) -> str:
+    return f"{dataset}: {held_out} held-out prompts (split seed {seed})"
+
 
 WEIGHT_SWEEP = tuple(float(w) for w in np.concatenate([[0.0], np.geomspace(1e-3, 2.0, 60)]))
 CURVE_POINTS = 101

@@ -1,7 +1,7 @@
 """``python -m tools.quality``: the routing-quality benches (``make bench-quality``,
 ``make bench-encoder``).
 
-    python -m tools.quality bench-quality --data DIR_OF_ROUTELLM_CSVS --encoder DIR --out DIR
+    python -m tools.quality bench-quality --data DIR_OR_FILE --encoder DIR --out DIR [--name N]
     python -m tools.quality bench-encoder --data DIR_OF_ROUTELLM_CSVS --encoder FP32_DIR \\
                             --out DIR [--routers knn mlp] [--token-limits 64 128 256]
 """
@@ -20,8 +20,9 @@ from trainer.routers import ROUTER_TYPES
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tools.quality", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    bq = sub.add_parser("bench-quality", help="all families on RouteLLM CSVs, half/half")
-    bq.add_argument("--data", type=Path, required=True)
+    bq = sub.add_parser("bench-quality", help="all families on one data set, half/half")
+    bq.add_argument("--data", type=Path, required=True, help="data directory or file")
+    bq.add_argument("--name", default=None, help="data set name for the table and plot")
     bq.add_argument("--encoder", type=Path, required=True)
     bq.add_argument("--out", type=Path, required=True)
     bq.add_argument("--cache", type=Path, default=Path(".cache/embeddings"))
@@ -64,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cache_dir=args.cache,
             seed=args.seed,
             families=tuple(args.families),
+            name=args.name,
         )
         print(format_summary(summary))
         print(f"\nfigures: {args.out / 'quality.json'}  plot: {args.out / 'quality_cost.png'}")

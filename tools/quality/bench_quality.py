@@ -1,9 +1,13 @@
-"""``make bench-quality``: every router family on RouteLLM's MMLU data, beside the baselines.
+"""``make bench-quality``: every router family on one data set, beside the baselines.
 
-Trains KNN, SVM, MLP and MF on one half of the prompts (split fixed by ``--seed``), proves
-ONNX parity, evaluates on the other half with the exported graphs, and prints APGR,
-CPT(50%), CPT(80%) beside random, oracle, every single model, and RouteLLM's best
-published MMLU figures. Writes ``quality.json`` and ``quality_cost.png`` to ``--out``.
+Reads any format ``trainer.sources.formats`` detects (RouteLLM CSVs, judgements JSONL,
+LLMRouter JSONL). Trains KNN, SVM, MLP and MF on one half of the prompts (split fixed by
+``--seed``), proves ONNX parity, evaluates on the other half with the exported graphs, and
+prints APGR, CPT(50%), CPT(80%) beside random, oracle and every single model, under the data
+set's name (``--name``, else the data file's stem or directory's name). Published figures
+appear only for the benchmark they were measured on (RouteLLM's MMLU figures only when the
+reader identified the files as RouteLLM's MMLU; see ``trainer.quality_report``). Writes
+``quality.json`` and ``quality_cost.png`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,14 @@ from pathlib import Path
 
 from decision_service.encoder import OnnxEncoder
 from trainer import pipeline
-from trainer.quality_report import choose_pair, oracle_curve, plot_curves
+from trainer.quality_report import (
+    choose_pair,
+    oracle_curve,
+    plot_curves,
+    plot_title,
+    published_reference,
+)
+from trainer.sources.formats import dataset_name
 
 FAMILIES = ("knn", "svm", "mlp", "mf")
 # Fixed before the benchmark was run; not tuned on the held-out half.
@@ -25,8 +36,6 @@ BENCH_PARAMS: dict[str, dict[str, object]] = {
     "mlp": {"epochs": 20, "hidden": [128]},
     "mf": {"epochs": 15, "rank": 64},
 }
-# arXiv:2406.18665, Table (MMLU, best router: matrix factorisation, trained on Arena + golden)
-ROUTELLM_REFERENCE = {"apgr": 0.603, "cpt50_pct": 35.4, "cpt80_pct": 70.3}
 
 
 def _pct(value: object) -> str:
@@ -47,6 +56,7 @@ def run(
     seed: int = 0,
     families: tuple[str, ...] = FAMILIES,
     params: Mapping[str, Mapping[str, object]] | None = None,
+    name: str | None = None,
 ) -> dict[str, object]:
     out_dir = Path(out_dir)
     encoder = OnnxEncoder(encoder_dir, intra_op_threads=2)
@@ -76,8 +86,13 @@ def run(
         }
     first = next(iter(results.values()))
     pair = choose_pair(data.prices, data.labels[split.train])
+    dataset = dataset_name(data_dir, name)
+    reference = published_reference(data.benchmark)
     summary: dict[str, object] = {
         "data": {
+            "name": dataset,
+            "format": prepared.data_format,
+            "benchmark": data.benchmark,
             "dir": str(data_dir),
             "sha256": data.sha256,
             "read_report": data.report.as_dict(),
@@ -86,7 +101,7 @@ def run(
             "split_seed": seed,
         },
         "candidates": names,
-        "routellm_reference": ROUTELLM_REFERENCE,
+        "published_reference": None if reference is None else reference.as_dict(),
         "baselines": {
             "random": _routellm(first).get("random"),
             "oracle": _routellm(first).get("oracle"),
@@ -102,7 +117,7 @@ def run(
         out_dir / "quality_cost.png",
         {f: r["curve"] for f, r in results.items()},  # type: ignore[misc]
         {n: (v["dollars_per_1k_requests"], v["quality"]) for n, v in singles.items()},
-        title=f"RouteLLM MMLU, {len(split.test)} held-out prompts (split seed {seed})",
+        title=plot_title(dataset, len(split.test), seed),
         oracle=(
             oracle_curve(data.labels[split.test], data.costs[split.test], pair) if pair else None
         ),
@@ -113,11 +128,13 @@ def run(
 def format_summary(summary: dict[str, object]) -> str:
     families = summary["families"]
     baselines = summary["baselines"]
-    assert isinstance(families, dict) and isinstance(baselines, dict)
+    data = summary["data"]
+    assert isinstance(families, dict) and isinstance(baselines, dict) and isinstance(data, dict)
     header = (
         f"{'router':<34} {'APGR':>6} {'CPT(50%)':>9} {'CPT(80%)':>9} {'MAE':>6} {'top=best':>9}"
     )
-    lines = [header, "-" * len(header)]
+    title = plot_title(str(data["name"]), int(data["test_prompts"]), int(data["split_seed"]))
+    lines = [title, "", header, "-" * len(header)]
     for family, r in families.items():
         f = r.get("routellm", {}).get("router", {})
         lines.append(
@@ -131,12 +148,12 @@ def format_summary(summary: dict[str, object]) -> str:
             f"{name + ' (baseline)':<34} {f.get('apgr', float('nan')):>6.3f} "
             f"{_pct(f.get('cpt50_pct')):>9} {_pct(f.get('cpt80_pct')):>9}"
         )
-    ref = summary["routellm_reference"]
-    assert isinstance(ref, dict)
-    lines.append(
-        f"{'RouteLLM best published (MMLU)':<34} {ref['apgr']:>6.3f} {_pct(ref['cpt50_pct']):>9} "
-        f"{_pct(ref['cpt80_pct']):>9}"
-    )
+    ref = summary.get("published_reference")
+    if isinstance(ref, dict):  # only beside the benchmark it was measured on
+        lines.append(
+            f"{ref['label']:<34} {ref['apgr']:>6.3f} {_pct(ref['cpt50_pct']):>9} "
+            f"{_pct(ref['cpt80_pct']):>9}"
+        )
     lines.append("")
     lines.append(f"{'single model':<40} {'quality':>8} {'$/1k req':>9}")
     for name, v in baselines["single_models"].items():

@@ -43,6 +43,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from trainer.data import RoutingDataError
+
 EVENT_NAME = "routeiq.router_decision.v1"
 PAYLOAD_KEY = "routeiq.router_decision.payload"
 CONTRACT_VERSION = "v1"
@@ -274,17 +276,28 @@ def _attribute_value(value: object) -> object:
 
 
 def read_otlp_json(paths: Iterable[Path]) -> tuple[list[DecisionExample], TelemetryReport]:
+    """Examples from Collector file-exporter output; bad lines are counted and skipped.
+
+    A file none of whose lines is a JSON object cannot be such output at all (a wrong
+    path, a Jaeger export): that raises ``RoutingDataError`` naming its first line, rather
+    than reporting an empty read.
+    """
     report = TelemetryReport()
     examples: list[DecisionExample] = []
     for path in paths:
-        for line in Path(path).read_text(encoding="utf-8").splitlines():
+        first_bad: int | None = None
+        objects = 0
+        for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 request = json.loads(line)
             except json.JSONDecodeError:
                 report.skipped["line_invalid_json"] += 1
+                first_bad = first_bad or number
                 continue
+            objects += isinstance(request, dict)
+            first_bad = first_bad or (None if isinstance(request, dict) else number)
             for span in _otlp_spans(request, report):
                 report.spans_seen += 1
                 for event in span.get("events") or []:
@@ -298,6 +311,14 @@ def read_otlp_json(paths: Iterable[Path]) -> tuple[list[DecisionExample], Teleme
                     example = parse_payload(attributes.get(PAYLOAD_KEY), report, attributes)
                     if example is not None:
                         examples.append(example)
+        if first_bad is not None and not objects:
+            raise RoutingDataError(
+                "no line is an OTLP JSON object",
+                path=path,
+                line=first_bad,
+                fix="point --otlp at the OpenTelemetry Collector file exporter's output "
+                "(one ExportTraceServiceRequest JSON object per line)",
+            )
     return examples, report
 
 

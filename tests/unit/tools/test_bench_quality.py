@@ -1,4 +1,4 @@
-"""bench-quality end to end on a tiny RouteLLM-format data set (no ../shared needed)."""
+"""bench-quality end to end on tiny data sets (no ../shared needed), named as given."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from tools.quality import bench_quality
 from tools.quality.bench_quality import format_summary, run
 
 STRONG, WEAK = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"
@@ -29,7 +31,21 @@ def _write(directory: Path, n: int = 80) -> Path:
     return directory
 
 
-def test_every_family_on_a_half_split(encoder_dir: Path, tmp_path: Path):
+@pytest.fixture
+def plot_titles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The titles bench-quality gives its plots (the PNG itself is still written)."""
+    titles: list[str] = []
+    real = bench_quality.plot_curves
+
+    def record(*args: object, title: str, **kwargs: object) -> Path:
+        titles.append(title)
+        return real(*args, title=title, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bench_quality, "plot_curves", record)
+    return titles
+
+
+def test_every_family_on_a_half_split(encoder_dir: Path, tmp_path: Path, plot_titles: list[str]):
     data = _write(tmp_path / "csv")
     summary = run(
         data,
@@ -59,7 +75,55 @@ def test_every_family_on_a_half_split(encoder_dir: Path, tmp_path: Path):
     png = (tmp_path / "out" / "quality_cost.png").read_bytes()
     assert png.startswith(b"\x89PNG")
     table = format_summary(summary)
+    # mmlu_<subject>.csv files: RouteLLM's MMLU, so its published figures stand beside it.
+    assert saved["data"]["benchmark"] == "mmlu" and saved["data"]["name"] == "csv"
+    assert plot_titles == ["csv: 40 held-out prompts (split seed 1)"]
+    assert table.splitlines()[0] == plot_titles[0]
     reference = next(line for line in table.splitlines() if line.startswith("RouteLLM best"))
     assert reference.split()[-3:] == ["0.603", "35.4%", "70.3%"]
+    assert saved["published_reference"]["source"].startswith("arXiv:2406.18665, MMLU")
     for name in ("knn", "svm", "mlp", "mf", "random (baseline)", "oracle (baseline)", STRONG):
         assert name in table
+
+
+def test_other_data_sets_get_their_own_name_and_no_mmlu_reference(
+    encoder_dir: Path, tmp_path: Path, plot_titles: list[str]
+):
+    """A GSM8K-style responses file, as RouteLLM publishes it, under its own name."""
+    rows = [f"prompt,{WEAK},{STRONG},{WEAK}_response,{STRONG}_response"]
+    for line in _write(tmp_path / "src").joinpath("mmlu_toy.csv").read_text().splitlines()[1:]:
+        rows.append(f'{line},"The answer, step by step:\n#### 7","#### 7"')
+    data = tmp_path / "gsm8k" / "gsm8k_responses.csv"
+    data.parent.mkdir()
+    data.write_text("\n".join(rows) + "\n")
+
+    def knn_only(out: str, name: str | None = None) -> dict[str, object]:
+        return run(
+            data,
+            encoder_dir,
+            tmp_path / out,
+            cache_dir=tmp_path / "cache",
+            seed=1,
+            families=("knn",),
+            params={"knn": {"k": 5}},
+            name=name,
+        )
+
+    summary = knn_only("out")
+    table = format_summary(summary)
+    saved = json.loads((tmp_path / "out" / "quality.json").read_text())
+    assert summary["published_reference"] is saved["published_reference"] is None
+    assert saved["data"]["name"] == "gsm8k_responses" and saved["data"]["benchmark"] is None
+    assert saved["data"]["read_report"]["ignored_columns"].keys() == {
+        f"{WEAK}_response",
+        f"{STRONG}_response",
+    }
+    assert plot_titles == ["gsm8k_responses: 40 held-out prompts (split seed 1)"]
+    assert table.splitlines()[0] == plot_titles[0]
+    assert "MMLU" not in table and "published" not in table
+    assert table.splitlines()[4].startswith("knn")
+
+    named = knn_only("out2", name="GSM8K (RouteLLM)")
+    assert plot_titles[-1] == "GSM8K (RouteLLM): 40 held-out prompts (split seed 1)"
+    assert format_summary(named).startswith("GSM8K (RouteLLM): 40 held-out prompts")
+    assert named["published_reference"] is None  # a name alone claims no reference

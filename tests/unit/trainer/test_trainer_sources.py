@@ -145,6 +145,19 @@ def test_otlp_file_reader_keeps_labelled_examples_and_counts_the_rest(tmp_path):
     }
 
 
+def test_an_otlp_file_with_no_json_object_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "jaeger-export.json"
+    path.write_text('\n["not", "an", "OTLP request"]\n{truncated\n')
+    with pytest.raises(RoutingDataError) as caught:
+        read_otlp_json([path])
+    assert (caught.value.path, caught.value.line) == (path, 2)
+    assert "Collector file exporter" in str(caught.value)
+    # One good line among bad ones is damage, not a wrong file: counted, not refused.
+    path.write_text("{truncated\n" + _otlp_line([_event(payload())]) + "\n")
+    examples, report = read_otlp_json([path])
+    assert len(examples) == 1 and report.skipped["line_invalid_json"] == 1
+
+
 def test_embedding_cache_reuses_vectors_per_encoder(encoder_dir: Path, tmp_path, monkeypatch):
     encoder = OnnxEncoder(encoder_dir)
     texts = ["What is 2+2?", "Translate 'cat' into French.", "What is 2+2?"]
