@@ -107,6 +107,7 @@ class S3Store:
         client: Any = None,
         connect_timeout_s: float = 3.0,
         read_timeout_s: float = 30.0,
+        client_name: str | None = None,
     ) -> None:
         import boto3
         from botocore.config import Config
@@ -120,6 +121,8 @@ class S3Store:
             connect_timeout=connect_timeout_s,
             read_timeout=read_timeout_s,
             retries={"max_attempts": 2, "mode": "standard"},
+            # Names the caller in the store's access logs (e.g. which agent downloaded what).
+            user_agent_extra=client_name,
         )
         self.client = client or boto3.client("s3", endpoint_url=endpoint_url, config=config)
 
@@ -147,6 +150,8 @@ class S3Store:
             body: bytes = response["Body"].read()
         except self._unavailable as exc:
             raise StoreUnavailable(f"{self.uri}/{key}: {exc}") from exc
+        finally:
+            response["Body"].close()
         return body
 
     def fetch(self, key: str, path: Path) -> int | None:
@@ -161,6 +166,10 @@ class S3Store:
                     size += len(chunk)
         except self._unavailable as exc:
             raise StoreUnavailable(f"{self.uri}/{key}: {exc}") from exc
+        finally:
+            # Hands the connection back now, not when the body is collected: the next
+            # object reuses it instead of opening another.
+            response["Body"].close()
         return size
 
     def exists(self, key: str) -> bool:
@@ -200,12 +209,14 @@ class S3Store:
         return sorted(keys)
 
 
-def open_store(uri: str, *, endpoint_url: str | None = None) -> ObjectStore:
+def open_store(
+    uri: str, *, endpoint_url: str | None = None, client_name: str | None = None
+) -> ObjectStore:
     """``s3://bucket[/prefix]``: ``S3Store``; ``file:///dir`` or a plain path: ``LocalStore``."""
     parsed = urlparse(uri)
     if parsed.scheme == "s3":
         endpoint = endpoint_url or os.environ.get("ROUTEIQ_S3_ENDPOINT") or None
-        return S3Store(parsed.netloc, parsed.path, endpoint_url=endpoint)
+        return S3Store(parsed.netloc, parsed.path, endpoint_url=endpoint, client_name=client_name)
     if parsed.scheme == "file":
         return LocalStore(Path(parsed.path))
     if parsed.scheme:

@@ -73,7 +73,11 @@ class SyncAgent:
     ) -> None:
         self.settings = settings
         self.metrics = metrics or SyncMetrics()
-        self.store = open_store(settings.registry, endpoint_url=settings.s3_endpoint)
+        self.store = open_store(
+            settings.registry,
+            endpoint_url=settings.s3_endpoint,
+            client_name=f"routeiq-sync/{settings.sync_agent_id}",
+        )
         self.registry = Registry(self.store, settings.registry_name)
         key_file = settings.bundle_public_key_file
         self.policy = SignaturePolicy(

@@ -1,0 +1,278 @@
+"""A fleet rollout: 3 decision services with their sync agents plus 20 more agents, a real
+redis-server and an S3 endpoint (moto) on loopback.
+
+* Promote to ``stable`` and a channel rollback reach every replica within 5 s (an agent
+  when its ``current`` pointer names the version, a service when its Route answers carry
+  it); p50 and max are printed.
+* Downloads in flight at the store never exceed the fleet's slot count (measured at the S3
+  server, not by the agents).
+* Degraded mode: with S3 down then Redis down the agents keep the last good bundle, converge
+  by polling when S3 returns, refuse a tampered object without ever making it visible, and
+  converge by notification again when Redis returns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import grpc
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from decision_service.bundle_registry import Registry, S3Store
+from decision_service.manifest import BUNDLE_MANIFEST
+from decision_service.signing import sign_bundle
+from routeiq.decision.v1 import decision_pb2 as pb
+from routeiq.decision.v1 import decision_pb2_grpc as pb_grpc
+from tests.local_redis import RedisServer
+from tools.local_service import free_loopback_port
+from trainer.cli import main as trainer_cli
+
+from .fleet import Agents, CountingS3, wait_until
+from .servers import DecisionServiceProcess, copy_bundle, metric_value, metrics_text
+
+pytestmark = pytest.mark.integration
+
+BUCKET = "routeiq-fleet"
+NAME = "router"
+SLOTS = 3
+GROUPS, PER_GROUP = 2, 10  # the 20 agents without a service
+BOUND_S = 5.0  # the issue's propagation bound
+TOKEN = "fleet-admin-token"
+AWS = {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@dataclass
+class Fleet:
+    root: Path
+    s3: CountingS3
+    redis: RedisServer
+    registry: Registry
+    versions: dict[str, str]  # label -> published version
+    services: list[DecisionServiceProcess]
+    agents: list[Agents]  # the services' agents first, then the groups
+    agent_metrics: list[int]  # /metrics ports of the services' agents
+    agent_dirs: list[Path]  # every agent's models dir (23)
+    stubs: list[pb_grpc.DecisionServiceStub] = field(default_factory=list)
+    bootstrap: dict[str, object] = field(default_factory=dict)
+
+    def cli(self, *args: str) -> int:
+        common = ["--registry", f"s3://{BUCKET}/reg", "--name", NAME]
+        return trainer_cli([args[0], *common, "--s3-endpoint", self.s3.endpoint, *args[1:]])
+
+    def pointers(self) -> dict[str, str | None]:
+        found = {}
+        for directory in self.agent_dirs:
+            link = directory / "current"
+            found[str(directory)] = os.readlink(link) if link.is_symlink() else None
+        return found
+
+    def served(self) -> list[str]:
+        request = pb.RouteRequest(
+            prompt="Summarise the fleet test.",
+            candidates=[pb.Candidate(id="a", model_name="gpt-4o-mini")],
+            requested_model="auto",
+        )
+        return [stub.Route(request, timeout=5).bundle_version for stub in self.stubs]
+
+    def everywhere(self, version: str) -> bool:
+        return set(self.pointers().values()) == {version} and set(self.served()) == {version}
+
+    def propagate(self, version: str, action: Callable[[], None]) -> dict[str, list[float]]:
+        """Run ``action`` and time when each agent and each service first shows ``version``."""
+        start = time.monotonic()
+        action()
+        agents: dict[str, float] = {}
+        services: dict[int, float] = {}
+        while len(agents) < len(self.agent_dirs) or len(services) < len(self.stubs):
+            if time.monotonic() - start > 60:
+                raise AssertionError(f"{version} did not reach every replica in 60 s")
+            now = time.monotonic() - start
+            for directory, current in self.pointers().items():
+                if current == version:
+                    agents.setdefault(directory, now)
+            for index, served in enumerate(self.served()):
+                if served == version:
+                    services.setdefault(index, now)
+            time.sleep(0.01)
+        return {"agents": sorted(agents.values()), "services": sorted(services.values())}
+
+    def agent_metric(self, index: int, name: str, **labels: str) -> float:
+        return metric_value(metrics_text(self.agent_metrics[index]), name, **labels)
+
+
+def _signed_copy(source: Path, built: Path, key: Ed25519PrivateKey, version: str = "") -> str:
+    """Copy a bundle into ``built`` (beside ``built/encoder``), renamed to ``version``, signed."""
+    raw = json.loads((source / BUNDLE_MANIFEST).read_text())
+    version = version or raw["bundle_version"]
+    bundle = copy_bundle(source, built / version)
+    (bundle / "manifest.sig").unlink(missing_ok=True)
+    raw["bundle_version"] = version
+    (bundle / BUNDLE_MANIFEST).write_text(json.dumps(raw, indent=2))
+    sign_bundle(bundle, key)
+    return version
+
+
+def _figures(label: str, times: dict[str, list[float]]) -> str:
+    every = times["agents"] + times["services"]
+    parts = [
+        f"{what} p50 {statistics.median(t):.2f}s max {max(t):.2f}s" for what, t in times.items()
+    ]
+    return f"{label}: {len(every)} replicas, {'; '.join(parts)}; overall max {max(every):.2f}s"
+
+
+@pytest.fixture(scope="module")
+def fleet(trained_artifacts, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    root = tmp_path_factory.mktemp("fleet")
+    for name, value in AWS.items():
+        os.environ.setdefault(name, value)
+    s3 = CountingS3(latency_s=0.02).start()
+    redis_server = RedisServer(root / "redis").start()
+    boto3.client("s3", endpoint_url=s3.endpoint).create_bucket(Bucket=BUCKET)
+    key = Ed25519PrivateKey.generate()
+    public_key = root / "bundles.pub.pem"
+    public_key.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    built = root / "built"
+    built.mkdir()
+    (built / "encoder").symlink_to(trained_artifacts.encoder_dir, target_is_directory=True)
+    knn, mlp = (trained_artifacts.bundle_dirs[k].resolve() for k in ("knn", "mlp"))
+    versions = {"a": _signed_copy(knn, built, key), "b": _signed_copy(mlp, built, key)}
+    for label in ("c", "d", "e"):
+        versions[label] = _signed_copy(knn, built, key, f"{versions['a']}-{label}")
+    registry = Registry(S3Store(BUCKET, "reg", endpoint_url=s3.endpoint), NAME)
+    for version in versions.values():
+        registry.publish(built / version)
+    registry.promote(versions["a"], "stable", force=True, reason="fleet start")
+
+    env = {
+        **AWS,
+        "ROUTEIQ_REGISTRY": f"s3://{BUCKET}/reg",
+        "ROUTEIQ_REGISTRY_NAME": NAME,
+        "ROUTEIQ_S3_ENDPOINT": s3.endpoint,
+        "ROUTEIQ_REDIS_URL": redis_server.url,
+        "ROUTEIQ_SYNC_SLOTS": str(SLOTS),
+        "ROUTEIQ_SYNC_FALLBACK_INTERVAL_S": "1.0",
+        "ROUTEIQ_SYNC_RETRY_MAX_S": "2.0",
+        "ROUTEIQ_BUNDLE_PUBLIC_KEY_FILE": str(public_key),
+        "ROUTEIQ_REQUIRE_SIGNED_BUNDLES": "true",
+        "ROUTEIQ_ADMIN_TOKEN": TOKEN,
+    }
+    models = root / "models"
+    services = [
+        DecisionServiceProcess(
+            models / f"svc-{i}" / "current", models / f"svc-{i}" / "encoder", **env
+        )
+        for i in range(3)
+    ]
+    agents: list[Agents] = []
+    agent_metrics = []
+    for i, service in enumerate(services):
+        port = free_loopback_port()
+        agent_metrics.append(port)
+        extra = {
+            "ROUTEIQ_MODELS_DIR": str(models / f"svc-{i}"),
+            "ROUTEIQ_SYNC_METRICS_PORT": str(port),
+        }
+        if i == 0:  # one replica is told through AdminService.Reload, two by their watcher
+            extra["ROUTEIQ_SYNC_RELOAD_ADDRESS"] = service.address
+        agents.append(Agents(root / f"agent-svc-{i}.log", {**env, **extra}))
+    for g in range(GROUPS):
+        group_env = {**env, "ROUTEIQ_MODELS_DIR": str(models / f"group-{g}")}
+        agents.append(Agents(root / f"agents-group-{g}.log", group_env, count=PER_GROUP))
+    agent_dirs = [models / f"svc-{i}" for i in range(3)] + [
+        models / f"group-{g}" / f"agent-{i}" for g in range(GROUPS) for i in range(PER_GROUP)
+    ]
+    fleet = Fleet(
+        root, s3, redis_server, registry, versions, services, agents, agent_metrics, agent_dirs
+    )
+    channels: list[grpc.Channel] = []
+    try:
+        s3.reset_counts()
+        started = time.monotonic()
+        for agent in agents:
+            agent.start()
+        wait_until(
+            lambda: set(fleet.pointers().values()) == {versions["a"]},
+            180,
+            "the first sync of every agent (bundle and encoder)",
+            poll_s=0.1,
+        )
+        fleet.bootstrap = {
+            "seconds": time.monotonic() - started,
+            "most_in_flight": s3.most_in_flight,
+            "busiest": s3.busiest,
+            "gets": dict(s3.gets),
+        }
+        for service in services:
+            service.start()
+        channels = [grpc.insecure_channel(s.address) for s in services]
+        fleet.stubs = [pb_grpc.DecisionServiceStub(c) for c in channels]
+        yield fleet
+    finally:
+        for channel in channels:
+            channel.close()
+        for service in services:
+            service.stop()
+        for agent in agents:
+            agent.stop()
+        redis_server.stop()
+        s3.stop()
+
+
+def test_promote_and_rollback_reach_every_replica_within_the_bound(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = fleet.versions["a"], fleet.versions["b"]
+    replicas = len(fleet.agent_dirs)
+    # Bootstrap: every agent fetched the bundle and the 90 MB encoder once, under the slots.
+    boot = fleet.bootstrap
+    per_bundle = {v: len(fleet.registry.manifest(v).files) + 2 for v in (a, b)}  # + manifest, sig
+    assert boot["gets"] == {"bundle": replicas * per_bundle[a], "encoder": replicas * 3}
+    assert boot["most_in_flight"] <= SLOTS, boot["busiest"]
+    wait_until(lambda: set(fleet.served()) == {a}, 60, "every service serving the first version")
+
+    monkeypatch.setenv("ROUTEIQ_REDIS_URL", fleet.redis.url)
+    fleet.s3.reset_counts()
+    promote = fleet.propagate(
+        b, lambda: fleet.cli("promote", "--version", b, "--force", "--reason", "fleet test")
+    )
+    promote_gets, promote_most = dict(fleet.s3.gets), fleet.s3.most_in_flight
+    printed = capsys.readouterr().out
+    assert f"notified {replicas} sync agent(s) through Redis" in printed
+
+    fleet.s3.reset_counts()
+    rollback = fleet.propagate(a, lambda: fleet.cli("rollback", "--reason", "fleet test"))
+    rollback_gets = dict(fleet.s3.gets)
+
+    with capsys.disabled():
+        print()
+        print(
+            f"bootstrap: {replicas} agents fetched bundle + encoder in "
+            f"{boot['seconds']:.1f}s, at most {boot['most_in_flight']} artifact GETs in "
+            f"flight (bound {SLOTS})"
+        )
+        print(_figures("promote", promote))
+        print(f"promote: {promote_gets} artifact GETs, at most {promote_most} in flight")
+        print(_figures("rollback", rollback))
+        print(f"rollback: {rollback_gets or 'no'} artifact GETs (versions kept on disk)")
+    for times in (promote, rollback):
+        assert len(times["agents"]) == replicas and len(times["services"]) == 3
+        assert max(times["agents"] + times["services"]) < BOUND_S
+    # Each agent downloaded the new bundle (manifest, signature, 4 files) and no encoder...
+    assert promote_gets == {"bundle": replicas * per_bundle[b]}
+    # ...with at most SLOTS downloads at the store at once, and contention up to it.
+    assert 2 <= promote_most <= SLOTS
+    assert rollback_gets == {}
+    assert fleet.everywhere(a)
