@@ -34,6 +34,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from decision_service.errors import RouteIQError
+from trainer.data import RoutingDataError
 from trainer.routers import ROUTER_TYPES
 
 
@@ -153,7 +155,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may download weights
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        return _run(args)
+    except (RoutingDataError, RouteIQError) as exc:
+        # The message already names the file, the line and the fix: no traceback needed.
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
+
+def _run(args: argparse.Namespace) -> int:
     # Each command imports what it uses: the registry and telemetry commands (the model-sync
     # loop runs `pull`) and --help load neither torch nor scikit-learn.
     if args.command in {"publish", "promote", "rollback", "pull", "versions"}:

@@ -58,3 +58,19 @@ def test_build_reuses_a_valid_encoder_and_points_at_fresh_bundles(
         assert load_bundle(pointer, encoder).manifest.router_type == router_type
     assert main(["encoder", "--out", str(artifacts / "encoder")]) == 0
     assert "already validates" in capsys.readouterr().out
+
+
+def test_unusable_data_is_a_one_line_error_with_exit_code_2(
+    encoder_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "gsm8k.csv").write_text('prompt,verdict\n"What is 2+2?",maybe\n')
+    args = ["train", "--router", "knn", "--data", str(data), "--out", str(tmp_path / "b")]
+    assert main([*args, "--encoder", str(encoder_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {data / 'gsm8k.csv'}, line 1: no label column")
+    assert "to fix:" in err and "Traceback" not in err
+
+    assert main([*args, "--encoder", str(tmp_path / "no-encoder")]) == 2
+    assert "is not an encoder directory" in capsys.readouterr().err
