@@ -89,6 +89,8 @@ class SyncAgent:
         self.wake = threading.Event()
         self._stop = threading.Event()
         self.failures = 0
+        self.refusing = False  # the last pass refused what it downloaded
+        self.refused_version: str | None = None  # the version the last refusal was about
         self.slots: DownloadSlots | None = None
         self.listener: ChangeListener | None = None
         if settings.redis_url:
@@ -125,12 +127,15 @@ class SyncAgent:
         log.info("Redis notifications %s", "on" if connected else "off: polling the store")
 
     # ---- one pass
-    def sync_once(self) -> SyncResult:
+    def sync_once(self, *, retry_refused: bool = True) -> SyncResult:
         """Bring ``models_dir/current`` to the channel's version; raises on any failure.
 
         ``StoreUnavailable``: the store did not answer; ``VerificationFailed``: what was
         downloaded does not verify (nothing was made visible); ``LeaseLost``: the fleet
         slot expired mid-download; ``RegistryError``: anything else the registry refused.
+        ``retry_refused=False`` (a pass woken by Redis) does not download again the version
+        the last download refused: its objects are immutable, so only the retry timer
+        tries it again, and a reconnecting fleet does not spend its slots on it.
         """
         channel = self.settings.channel
         version = self.registry.channel_version(channel)
@@ -139,6 +144,8 @@ class SyncAgent:
         self.dest.mkdir(parents=True, exist_ok=True)
         if installed_version(self.dest) == version and (self.dest / ENCODER_LINK).exists():
             return SyncResult("unchanged", version)
+        if not retry_refused and version == self.refused_version:
+            raise VerificationFailed(f"{version} was refused; retried on the retry timer only")
         fetcher = Fetcher(self.store, self.settings.registry_name, self.dest, self.policy)
         waited = 0.0
         manifest = fetcher.local_bundle(version)
@@ -150,6 +157,9 @@ class SyncAgent:
                 if lease is not None:
                     fetcher.between_objects = lease.check
                 fetched = fetcher.fetch(version)
+            except VerificationFailed:
+                self.refused_version = version
+                raise
             finally:
                 if lease is not None:
                     lease.release()
@@ -252,11 +262,11 @@ class SyncAgent:
                         path.unlink(missing_ok=True)
 
     # ---- the loop
-    def attempt(self) -> SyncResult | None:
+    def attempt(self, *, woken: bool = False) -> SyncResult | None:
         """One pass with its outcome counted; None when it failed (logged)."""
         result: SyncResult | None = None
         try:
-            result = self.sync_once()
+            result = self.sync_once(retry_refused=not woken)
             outcome = result.result
         except StoreUnavailable as exc:
             outcome = "store_unavailable"
@@ -271,12 +281,14 @@ class SyncAgent:
         except Exception as exc:  # the agent must outlive any one bad pass
             outcome = "failed"
             log.exception("sync failed; keeping %s: %s", self._current(), exc)
+        self.refusing = outcome == "refused"
         self.metrics.attempts.labels(result=outcome).inc()
         self.metrics.degraded.labels(dependency="store").set(outcome == "store_unavailable")
         if result is None:
             self.failures += 1
         else:
             self.failures = 0
+            self.refused_version = None
             self.metrics.last_success.set(time.time())
             self.metrics.downloaded_bytes.inc(result.downloaded_bytes)
         return result
@@ -288,7 +300,14 @@ class SyncAgent:
         """Seconds until the next pass unless a notification comes first."""
         s = self.settings
         if self.failures:
-            cap = min(s.sync_retry_max_s, _BACKOFF_START_S * 2 ** (self.failures - 1))
+            # Registry objects are immutable, so a refused download fails the same way until
+            # someone repairs it: retry it at the slowest rate, keeping the fleet's download
+            # slots for versions that can succeed (a channel move still wakes us at once).
+            cap = (
+                s.sync_retry_max_s
+                if self.refusing
+                else min(s.sync_retry_max_s, _BACKOFF_START_S * 2 ** (self.failures - 1))
+            )
             return random.uniform(cap / 2, cap)
         listening = self.listener is not None and self.listener.connected
         interval = s.sync_interval_s if listening else s.sync_fallback_interval_s
@@ -304,11 +323,12 @@ class SyncAgent:
         if self.listener is not None:
             self.listener.start()
         try:
+            woken = False
             while not self._stop.is_set():
                 # Cleared before the pass: a notification during it triggers another at once.
                 self.wake.clear()
-                self.attempt()
-                self.wake.wait(self.next_wait())
+                self.attempt(woken=woken)
+                woken = self.wake.wait(self.next_wait())
         finally:
             if self.listener is not None:
                 self.listener.stop()

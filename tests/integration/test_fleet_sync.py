@@ -15,19 +15,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import boto3
 import grpc
 import pytest
+import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from decision_service.bundle_registry import Registry, S3Store
+from decision_service.bundle_registry.notify import RedisKeys, announce
 from decision_service.manifest import BUNDLE_MANIFEST
 from decision_service.signing import sign_bundle
 from routeiq.decision.v1 import decision_pb2 as pb
@@ -47,6 +52,7 @@ SLOTS = 3
 GROUPS, PER_GROUP = 2, 10  # the 20 agents without a service
 BOUND_S = 5.0  # the issue's propagation bound
 TOKEN = "fleet-admin-token"
+T = TypeVar("T")
 AWS = {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
@@ -164,7 +170,7 @@ def fleet(trained_artifacts, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "ROUTEIQ_REDIS_URL": redis_server.url,
         "ROUTEIQ_SYNC_SLOTS": str(SLOTS),
         "ROUTEIQ_SYNC_FALLBACK_INTERVAL_S": "1.0",
-        "ROUTEIQ_SYNC_RETRY_MAX_S": "2.0",
+        "ROUTEIQ_SYNC_RETRY_MAX_S": "4.0",
         "ROUTEIQ_BUNDLE_PUBLIC_KEY_FILE": str(public_key),
         "ROUTEIQ_REQUIRE_SIGNED_BUNDLES": "true",
         "ROUTEIQ_ADMIN_TOKEN": TOKEN,
@@ -203,6 +209,15 @@ def fleet(trained_artifacts, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         started = time.monotonic()
         for agent in agents:
             agent.start()
+        # A service boots once its own agent delivered (as after an init container); the
+        # other agents keep bootstrapping meanwhile.
+        wait_until(
+            lambda: all((models / f"svc-{i}" / "current").exists() for i in range(3)),
+            180,
+            "the services' agents' first sync",
+            poll_s=0.1,
+        )
+        _each(services, DecisionServiceProcess.start)
         wait_until(
             lambda: set(fleet.pointers().values()) == {versions["a"]},
             180,
@@ -215,20 +230,22 @@ def fleet(trained_artifacts, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             "busiest": s3.busiest,
             "gets": dict(s3.gets),
         }
-        for service in services:
-            service.start()
         channels = [grpc.insecure_channel(s.address) for s in services]
         fleet.stubs = [pb_grpc.DecisionServiceStub(c) for c in channels]
         yield fleet
     finally:
         for channel in channels:
             channel.close()
-        for service in services:
-            service.stop()
-        for agent in agents:
-            agent.stop()
+        _each([*services, *agents], lambda process: process.stop())
         redis_server.stop()
         s3.stop()
+
+
+def _each(items: Sequence[T], call: Callable[[T], object]) -> None:
+    """``call`` on every item at once (starting or draining processes one by one is slow)."""
+    with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
+        for future in [pool.submit(call, item) for item in items]:
+            future.result()
 
 
 def test_promote_and_rollback_reach_every_replica_within_the_bound(
@@ -259,7 +276,8 @@ def test_promote_and_rollback_reach_every_replica_within_the_bound(
     with capsys.disabled():
         print()
         print(
-            f"bootstrap: {replicas} agents fetched bundle + encoder in "
+            f"bootstrap: {replicas} agents fetched bundle + encoder (3 services starting "
+            f"meanwhile) in "
             f"{boot['seconds']:.1f}s, at most {boot['most_in_flight']} artifact GETs in "
             f"flight (bound {SLOTS})"
         )
@@ -276,3 +294,94 @@ def test_promote_and_rollback_reach_every_replica_within_the_bound(
     assert 2 <= promote_most <= SLOTS
     assert rollback_gets == {}
     assert fleet.everywhere(a)
+
+
+_REFUSAL = re.compile(r"refused a download; keeping \S+: (\S+)/\.[^/\s]+\.tmp-\S+: router\.onnx")
+
+
+def _refusers(fleet: Fleet) -> set[str]:
+    """Models dirs whose agent logged refusing a download for router.onnx's sha256."""
+    return {m for agents in fleet.agents for m in _REFUSAL.findall(agents.log())}
+
+
+def test_degraded_mode_keeps_the_last_good_bundle_and_recovers(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ROUTEIQ_REDIS_URL", fleet.redis.url)
+    start = fleet.registry.channel_version("stable")
+    assert start is not None
+    wait_until(lambda: fleet.everywhere(start), 60, f"every replica on {start}")
+    c, d, e = (fleet.versions[k] for k in ("c", "d", "e"))
+    keys = RedisKeys(NAME)
+    services_agents = range(len(fleet.services))
+
+    def degraded(dependency: str) -> bool:
+        return all(
+            fleet.agent_metric(i, "routeiq_sync_degraded", dependency=dependency) == 1
+            for i in services_agents
+        )
+
+    # S3 down: a notification sends every agent to the store, which does not answer.
+    fleet.s3.stop()
+    announce(fleet.redis.url, keys, "stable", {"version": start, "action": "probe"})
+    wait_until(lambda: degraded("store"), 30, "the agents to find the store down")
+    assert fleet.everywhere(start)
+
+    # Redis down too: no notifications, no slots; the agents poll and keep their bundle.
+    fleet.redis.stop()
+    wait_until(lambda: degraded("redis"), 30, "the agents to lose Redis")
+    assert fleet.everywhere(start)
+    for i in services_agents:
+        assert fleet.agent_metric(i, "routeiq_sync_attempts_total", result="store_unavailable")
+
+    # S3 back, Redis still down: a promotion reaches everyone by polling.
+    fleet.s3.start()
+    polled_from = time.monotonic()
+    assert fleet.cli("promote", "--version", c, "--force", "--reason", "degraded test") == 0
+    assert "could not notify sync agents through Redis" in capsys.readouterr().out
+    wait_until(lambda: fleet.everywhere(c), 60, f"every replica on {c} by polling")
+    polled_s = time.monotonic() - polled_from
+
+    # A tampered object: every agent downloads it, refuses it, and keeps serving c.
+    s3 = boto3.client("s3", endpoint_url=fleet.s3.endpoint)
+    tampered_key = f"reg/{NAME}/versions/{d}/router.onnx"
+    body = bytearray(s3.get_object(Bucket=BUCKET, Key=tampered_key)["Body"].read())
+    body[-1] ^= 0xFF
+    s3.put_object(Bucket=BUCKET, Key=tampered_key, Body=bytes(body))
+    assert fleet.cli("promote", "--version", d, "--force", "--reason", "degraded test") == 0
+    every_dir = {str(p) for p in fleet.agent_dirs}
+    deadline = time.monotonic() + 60
+    while _refusers(fleet) != every_dir:
+        assert time.monotonic() < deadline, f"refused by {len(_refusers(fleet))} agents only"
+        pointers = fleet.pointers()
+        assert d not in pointers.values()
+        assert not any((p / d).exists() for p in fleet.agent_dirs)
+        time.sleep(0.05)
+    assert fleet.everywhere(c)
+    assert not any((p / d).exists() for p in fleet.agent_dirs)
+
+    # Redis back: every agent resubscribes and the next promotion arrives by notification.
+    fleet.redis.start()
+    client = redis.Redis.from_url(fleet.redis.url)
+    topic = keys.channel_topic("stable")
+    wait_until(
+        lambda: client.pubsub_numsub(topic) == [(topic.encode(), len(fleet.agent_dirs))],
+        30,
+        "every agent to resubscribe",
+    )
+    client.close()
+    capsys.readouterr()
+    recovered = fleet.propagate(
+        e, lambda: fleet.cli("promote", "--version", e, "--force", "--reason", "recovered")
+    )
+    assert f"notified {len(fleet.agent_dirs)} sync agent(s)" in capsys.readouterr().out
+    with capsys.disabled():
+        print()
+        print(
+            f"degraded: S3 and Redis down, every replica kept {start}; S3 back without Redis, "
+            f"{c} reached all by polling in {polled_s:.1f}s; tampered {d} refused by "
+            f"{len(every_dir)} agents, never visible"
+        )
+        print(_figures("after Redis returned, promote", recovered))
+    assert max(recovered["agents"] + recovered["services"]) < BOUND_S
+    assert fleet.everywhere(e)

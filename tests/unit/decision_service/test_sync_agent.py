@@ -139,10 +139,17 @@ def test_a_tampered_object_is_refused_and_never_visible(world: World) -> None:
     world.registry.promote("v2", "stable")
     assert agent.attempt() is None
     assert _attempts(agent, "refused") == 1
+    # Immutable objects fail the same way again: retried at the slowest rate at once.
+    assert (
+        agent.settings.sync_retry_max_s / 2 <= agent.next_wait() <= agent.settings.sync_retry_max_s
+    )
     assert _visible(agent.dest) == before  # no v2, no staging leftovers
     assert os.readlink(agent.dest / "current") == "v1"
 
     world.store.put(router_key, (original / "router.onnx").read_bytes())  # repaired
+    # A Redis wake-up does not fetch the refused version again; the retry timer does.
+    assert agent.attempt(woken=True) is None and _attempts(agent, "refused") == 2
+    assert os.readlink(agent.dest / "current") == "v1"
     result = agent.attempt()
     assert result is not None and result.version == "v2"
 
@@ -266,3 +273,23 @@ def test_the_agent_imports_without_torch_or_sklearn() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_once_installs_and_exits_like_an_init_container(world: World) -> None:
+    command = [
+        sys.executable, "-m", "decision_service.sync", "--once", "--registry",
+        str(world.store.root), "--models-dir", str(world.root / "init"),
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "ROUTEIQ_REGISTRY_NAME": NAME,
+        "ROUTEIQ_BUNDLE_PUBLIC_KEY_FILE": str(world.public_key),
+        "ROUTEIQ_REQUIRE_SIGNED_BUNDLES": "true",
+    }
+    empty = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert empty.returncode == 1 and "channel stable names no version" in empty.stderr
+    world.publish("v1")
+    world.registry.promote("v1", "stable")
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert os.readlink(world.root / "init" / "current") == "v1"
