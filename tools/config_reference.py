@@ -59,6 +59,7 @@ COMPONENTS: tuple[Component, ...] = (
         "Gateway client (LiteLLM strategy and proxy hook)",
         "gateway_client.settings:GatewayClientSettings",
     ),
+    Component("Sync agent (routeiq-sync-agent)", "decision_service.sync.settings:SyncSettings"),
 )
 
 HEADER = """\

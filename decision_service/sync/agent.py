@@ -76,7 +76,7 @@ class SyncAgent:
         self.store = open_store(
             settings.registry,
             endpoint_url=settings.s3_endpoint,
-            client_name=f"routeiq-sync/{settings.sync_agent_id}",
+            client_name=f"routeiq-sync/{settings.agent_id()}",
         )
         self.registry = Registry(self.store, settings.registry_name)
         key_file = settings.bundle_public_key_file
@@ -99,7 +99,7 @@ class SyncAgent:
                 self.keys,
                 slots=settings.sync_slots,
                 ttl_s=settings.sync_lease_ttl_s,
-                holder=settings.sync_agent_id,
+                holder=settings.agent_id(),
                 poll_s=settings.sync_slot_poll_s,
             )
             self.listener = ChangeListener(
@@ -208,7 +208,7 @@ class SyncAgent:
             return  # the service's pointer watcher picks the swap up
         metadata = (
             ("authorization", f"Bearer {token.get_secret_value()}"),
-            ("x-routeiq-actor", f"sync-agent/{self.settings.sync_agent_id}"),
+            ("x-routeiq-actor", f"sync-agent/{self.settings.agent_id()}"),
         )
         request = admin_pb2.ReloadRequest(reason=f"{self.settings.channel} -> {version}")
         try:

@@ -16,10 +16,6 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-def _default_agent_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
 class SyncSettings(BaseSettings):
     """Settings of ``routeiq-sync-agent`` (``python -m decision_service.sync``). Its flags
     ``--registry``, ``--channel``, ``--models-dir``, ``--redis-url`` and ``--once`` beat the
@@ -115,8 +111,9 @@ class SyncSettings(BaseSettings):
         default=False, description="Refuse unsigned bundles (needs bundle_public_key_file)."
     )
     sync_agent_id: str = Field(
-        default_factory=_default_agent_id,
-        description="Name of this agent in leases and logs (default: hostname-pid).",
+        default="",
+        description="Name of this agent in leases, logs and its S3 user agent; empty: "
+        "hostname-pid.",
     )
     sync_metrics_port: int | None = Field(
         default=None,
@@ -126,6 +123,9 @@ class SyncSettings(BaseSettings):
     )
     sync_metrics_host: str = Field(default="0.0.0.0", description="Address /metrics binds.")
     log_level: str = Field(default="INFO", description="Python logging level.")
+
+    def agent_id(self) -> str:
+        return self.sync_agent_id or f"{socket.gethostname()}-{os.getpid()}"
 
     @model_validator(mode="after")
     def _check(self) -> SyncSettings:

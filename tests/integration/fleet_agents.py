@@ -32,7 +32,7 @@ def main() -> int:
             base.model_copy(
                 update={
                     "models_dir": base.models_dir / f"agent-{i}",
-                    "sync_agent_id": f"{base.sync_agent_id}-{i}",
+                    "sync_agent_id": f"{base.agent_id()}-{i}",
                 }
             )
         )
