@@ -17,6 +17,7 @@ from decision_service.bundle_registry import (
     RegistryError,
     S3Store,
 )
+from decision_service.bundle_registry.fetch import encoder_key
 from decision_service.encoder import OnnxEncoder
 from tools.local_service import free_loopback_port
 from trainer.cli import main
@@ -81,6 +82,18 @@ def test_publish_is_immutable_and_keeps_metrics_and_lineage(registry, trained_ar
     assert {"apgr", "cpt50_pct", "utility"} <= set(registry.metrics(version))
     with pytest.raises(FileExistsError):
         registry.store.put(f"router/versions/{version}/router.onnx", b"other", if_absent=True)
+    # The encoder the bundle names is stored once, under its content address.
+    key = encoder_key(registry.manifest(version).encoder)
+    assert registry.store.list("router/encoders/") == [
+        f"router/encoders/{key}/{n}" for n in ("encoder.json", "encoder.onnx", "tokenizer.json")
+    ]
+    onnx = trained_artifacts.encoder_dir / "encoder.onnx"
+    assert registry.store.get(f"router/encoders/{key}/encoder.onnx") == onnx.read_bytes()
+    mlp = registry.publish(trained_artifacts.bundle_dirs["mlp"])
+    keys = registry.store.list("router/events/")
+    events = [json.loads(registry.store.get(k) or b"") for k in keys]
+    uploaded = {e["version"]: e["encoder_uploaded"] for e in events if e["action"] == "publish"}
+    assert uploaded == {version: True, mlp: False}
 
 
 def test_gate_promote_rollback_and_pull(registry, trained_artifacts, tmp_path):
@@ -112,7 +125,9 @@ def test_gate_promote_rollback_and_pull(registry, trained_artifacts, tmp_path):
     dest = tmp_path / "bundles"
     target = registry.pull("stable", dest)
     assert target == dest / better and (dest / "current").resolve() == target.resolve()
-    encoder = OnnxEncoder(trained_artifacts.encoder_dir)
+    # pull delivers the encoder too, where the service looks for it (beside current).
+    encoder = OnnxEncoder(dest / "encoder")
+    assert encoder.identity == OnnxEncoder(trained_artifacts.encoder_dir).identity
     assert load_bundle(dest / "current", encoder).version == better
     registry.rollback("stable")
     registry.pull("stable", dest)
