@@ -173,13 +173,18 @@ def _free_port() -> int:
 
 
 class Agents:
-    """A process running sync agents: ``python -m decision_service.sync`` for one, or
-    ``python -m tests.integration.fleet_agents`` for several threads (env configures them).
+    """A process running sync agents: ``python -m decision_service.sync`` (or the
+    ``routeiq-sync-agent`` script) for one, or ``python -m tests.integration.fleet_agents``
+    for several threads (the environment configures them).
     """
 
-    def __init__(self, log_path: Path, env: dict[str, str], count: int = 1) -> None:
+    def __init__(
+        self, log_path: Path, env: dict[str, str], count: int = 1, *, script: bool = False
+    ) -> None:
         module = "decision_service.sync" if count == 1 else "tests.integration.fleet_agents"
         self.command = [sys.executable, "-m", module]
+        if script:  # the installed console script (pyproject's [project.scripts])
+            self.command = [str(Path(sys.executable).parent / "routeiq-sync-agent")]
         if count > 1:
             self.command += ["--count", str(count)]
         self.env = {**os.environ, **env}

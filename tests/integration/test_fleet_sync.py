@@ -193,7 +193,8 @@ def fleet(trained_artifacts, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         }
         if i == 0:  # one replica is told through AdminService.Reload, two by their watcher
             extra["ROUTEIQ_SYNC_RELOAD_ADDRESS"] = service.address
-        agents.append(Agents(root / f"agent-svc-{i}.log", {**env, **extra}))
+        log = root / f"agent-svc-{i}.log"
+        agents.append(Agents(log, {**env, **extra}, script=i == 1))
     for g in range(GROUPS):
         group_env = {**env, "ROUTEIQ_MODELS_DIR": str(models / f"group-{g}")}
         agents.append(Agents(root / f"agents-group-{g}.log", group_env, count=PER_GROUP))
@@ -294,6 +295,13 @@ def test_promote_and_rollback_reach_every_replica_within_the_bound(
     assert 2 <= promote_most <= SLOTS
     assert rollback_gets == {}
     assert fleet.everywhere(a)
+    # The first service heard of each swap through AdminService.Reload, the others by watching.
+    reloads = re.findall(r"reloaded: active (\S+)", fleet.agents[0].log())
+    assert reloads[-2:] == [b, a]
+    for i in range(len(fleet.services)):  # bootstrap and promote took a slot; rollback none
+        assert fleet.agent_metric(i, "routeiq_sync_leases_total", result="acquired") == 2
+        assert fleet.agent_metric(i, "routeiq_sync_lock_wait_seconds_count") == 2
+        assert fleet.agent_metric(i, "routeiq_sync_active_version_info", version=a) == 1
 
 
 _REFUSAL = re.compile(r"refused a download; keeping \S+: (\S+)/\.[^/\s]+\.tmp-\S+: router\.onnx")
