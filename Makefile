@@ -95,12 +95,13 @@ PROXY_VENV := .venv-proxy
 PROXY_LITELLM ?= 1.108.7
 
 # The repo goes in with its gateway extra, so the proxy venv obeys pyproject.toml's floors
-# and LiteLLM range (PROXY_LITELLM must fall inside it).
+# and LiteLLM range (PROXY_LITELLM must fall inside it), with the OTel SDK and OTLP exporter
+# the gateway image installs for LiteLLM's otel callback (constraints.txt's pins).
 $(PROXY_VENV)/.installed: pyproject.toml
 	test -x $(PROXY_VENV)/bin/python || $(PYTHON) -m venv $(PROXY_VENV)
 	$(PROXY_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(PROXY_VENV)/bin/python -m pip install --quiet 'litellm[proxy]==$(PROXY_LITELLM)' \
-		-e '.[gateway]' 'opentelemetry-sdk>=1.26'
+		-e '.[gateway]' 'opentelemetry-sdk==1.45.2' 'opentelemetry-exporter-otlp-proto-grpc==1.45.2'
 	touch $@
 
 .PHONY: proxy-venv

@@ -1,17 +1,32 @@
 """Prometheus metrics of one service instance (names are a contract with the dashboards).
 
-Each instance owns its ``CollectorRegistry`` so in-process tests never share counters.
+Each instance owns its ``CollectorRegistry`` so in-process tests never share counters. A new
+registry gets what ``prometheus_client``'s default one has built in (``process_*``,
+``python_info``, ``python_gc_*``), so the service exports the standard process and runtime
+series every Prometheus setup expects, plus ``routeiq_build_info``.
 """
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import onnxruntime
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from .embedding_front import FrontStats
+from .telemetry import routeiq_version
 
 # Decision latency is a few ms; buckets resolve 0.5 ms..1 s around the 10 ms p99 target.
 _LATENCY_BUCKETS = (
@@ -43,7 +58,17 @@ METRIC_NAMES = (
     "routeiq_embedding_cache_requests_total",
     "routeiq_encoder_runs_total",
     "routeiq_encoder_prompts_total",
+    "routeiq_build_info",
 )
+
+
+def build_labels() -> dict[str, str]:
+    """``routeiq_build_info``'s labels: what is running, for dashboards and version skew."""
+    return {
+        "version": routeiq_version(),
+        "python": platform.python_version(),
+        "onnxruntime": onnxruntime.__version__,
+    }
 
 
 class _FrontCollector(Collector):
@@ -73,8 +98,15 @@ class _FrontCollector(Collector):
 
 class ServiceMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+        if registry is None:
+            registry = CollectorRegistry()
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
+        self.registry = registry
         r = self.registry
+        self.build = Info("routeiq_build", "The running RouteIQ service's versions.", registry=r)
+        self.build.info(build_labels())
         self.latency = Histogram(
             "routeiq_decision_latency_seconds",
             "Time to make one decision on the worker (validate, embed, rank), by strategy.",

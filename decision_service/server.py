@@ -13,9 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
-
-# grpc_health exposes the asyncio servicer only as the private module behind `health.aio`.
-from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
@@ -167,7 +164,9 @@ class DecisionServer:
             else None
         )
         self.serving = False
-        self.health = health_aio.HealthServicer()
+        # health.aio: the public asyncio servicer (the module behind it, _async, is private).
+        # health.py imports it without marking the re-export, which mypy does not see through.
+        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         token = settings.admin_token.get_secret_value() if settings.admin_token else None
         # The boundary is outside the token check, so it answers the check's refusals too.
         interceptors: list[grpc.aio.ServerInterceptor] = [

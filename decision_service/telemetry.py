@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from datetime import UTC, datetime
+from importlib import metadata
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,26 @@ ATTR_ARM = "routeiq.experiment_arm"
 ATTR_BUNDLE_VERSION = "routeiq.bundle_version"
 ATTR_EMBEDDING_INT8 = "routeiq.query_embedding.int8_b64"
 ATTR_EMBEDDING_SCALE = "routeiq.query_embedding.scale"
+SERVICE_NAME = "routeiq-decision-service"
+
+
+def routeiq_version() -> str:
+    """The installed ``routeiq`` distribution's version (what the wheel and images carry)."""
+    try:
+        return metadata.version("routeiq")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
+
+
+def tracing_resource() -> Resource:
+    """``service.name`` (unless ``OTEL_SERVICE_NAME`` names it) and ``service.version`` over the
+    standard detectors' attributes (``OTEL_RESOURCE_ATTRIBUTES`` adds the deployment's own)."""
+    # Resource.create lets explicit attributes beat the environment's, so the name is only a
+    # default; the version is always the installed package's.
+    attributes = {"service.version": routeiq_version()}
+    if not os.environ.get("OTEL_SERVICE_NAME"):
+        attributes["service.name"] = SERVICE_NAME
+    return Resource.create(attributes)
 
 
 def decision_payload(
@@ -142,10 +163,7 @@ def configure_tracing() -> TracerProvider | None:
         return None
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-    # Resource.create lets explicit attributes beat OTEL_SERVICE_NAME, so only default it.
-    named = os.environ.get("OTEL_SERVICE_NAME")
-    resource = Resource.create({} if named else {"service.name": "routeiq-decision-service"})
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=tracing_resource())
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     log.info("exporting traces over OTLP")
     return provider

@@ -10,6 +10,7 @@
   queue was full.
 - ``routeiq_gateway_outcomes_total{result}``: outcomes handed to ``RecordOutcome`` (``sent``,
   ``failed``).
+- ``routeiq_build_info{version,python,litellm}``: 1, labelled with what is running.
 
 They live on ``prometheus_client.REGISTRY`` unless a registry is given, so any ``/metrics``
 endpoint serving that registry in the gateway process exports them (not verified here for the
@@ -18,12 +19,23 @@ LiteLLM proxy's own ``/metrics``, which may need its Prometheus callback enabled
 
 from __future__ import annotations
 
+import platform
 import threading
 import weakref
 from collections.abc import Iterator
+from importlib import metadata
 from typing import Protocol
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -71,13 +83,42 @@ class BreakerStateCollector(Collector):
         yield family
 
 
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build_labels() -> dict[str, str]:
+    """``routeiq_build_info``'s labels: the gateway client's, Python's and LiteLLM's versions."""
+    return {
+        "version": _version("routeiq"),
+        "python": platform.python_version(),
+        "litellm": _version("litellm"),
+    }
+
+
 class GatewayMetrics:
-    """The gateway client's metrics on one registry."""
+    """The gateway client's metrics on one registry, with ``routeiq_build_info``.
+
+    A registry other than ``prometheus_client.REGISTRY`` (which has them built in) also gets
+    the standard ``process_*``, ``python_info`` and ``python_gc_*`` collectors, so whichever
+    registry the gateway serves carries the process and runtime series.
+    """
 
     def __init__(self, registry: CollectorRegistry | None = REGISTRY) -> None:
         self.breakers = BreakerStateCollector()
         if registry is not None:
             registry.register(self.breakers)
+            if registry is not REGISTRY:
+                ProcessCollector(registry=registry)
+                PlatformCollector(registry=registry)
+                GCCollector(registry=registry)
+        self.build = Info(
+            "routeiq_build", "The RouteIQ gateway client's versions.", registry=registry
+        )
+        self.build.info(build_labels())
         self.fallbacks = Counter(
             "routeiq_gateway_fallbacks_total",
             "Picks the static fallback made in place of the decision service, by reason.",

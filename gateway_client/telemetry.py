@@ -1,36 +1,79 @@
 """OpenTelemetry for the gateway client: routing attributes, fallback and outcome span events,
-and the trace context sent to the decision service.
+the trace context sent to the decision service, and the gateway's resource.
 
-Only ``opentelemetry-api`` is used: without an SDK configured every call here is a no-op.
+Attributes are RouteIQ's own under ``routeiq.*``, except where the OpenTelemetry GenAI
+semantic conventions name the same thing: the model a request is sent to is
+``gen_ai.request.model``, the model that answered ``gen_ai.response.model``, and token counts
+``gen_ai.usage.input_tokens``/``gen_ai.usage.output_tokens``, so trace backends that understand
+GenAI spans read them without a RouteIQ mapping.
+
+Only ``opentelemetry-api`` is used at import: without an SDK configured every call here is a
+no-op. :func:`resource_detector` (the SDK's ``opentelemetry_resource_detector`` entry point
+``routeiq``) needs the SDK, and is only loaded by it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, Tracer, TracerProvider
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.resources import ResourceDetector
+
 TRACER_NAME = "routeiq.gateway_client"
 ROUTE_SPAN_NAME = "routeiq.route"
 
-# Span attributes (the seeds' D2.1 names, plus decision id and fallback).
-ATTR_STRATEGY = "router.strategy"
-ATTR_SCORE = "router.score"
-ATTR_CANDIDATES = "router.candidates"
-ATTR_SELECTED_MODEL = "router.selected_model"
-ATTR_SELECTED_DEPLOYMENT = "router.selected_deployment"
-ATTR_LATENCY_MS = "router.latency_ms"
-ATTR_DECISION_ID = "router.decision_id"
-ATTR_FALLBACK = "router.fallback"
-ATTR_FALLBACK_REASON = "router.fallback_reason"
-ATTR_REASON = "router.reason"
+# Span attributes of a pick.
+ATTR_STRATEGY = "routeiq.strategy"
+ATTR_SCORE = "routeiq.score"
+ATTR_CANDIDATES = "routeiq.candidates"
+ATTR_SELECTED_DEPLOYMENT = "routeiq.selected_deployment"
+ATTR_ROUTE_LATENCY_MS = "routeiq.route_latency_ms"  # the Route round trip, not the LLM call
+ATTR_DECISION_ID = "routeiq.decision_id"  # the same key the service's span carries
+ATTR_FALLBACK = "routeiq.fallback"
+ATTR_FALLBACK_REASON = "routeiq.fallback_reason"
+ATTR_REASON = "routeiq.reason"
+# GenAI semantic conventions.
+ATTR_REQUEST_MODEL = "gen_ai.request.model"  # the picked deployment's model: the request goes there
+ATTR_RESPONSE_MODEL = "gen_ai.response.model"
+ATTR_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+ATTR_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+# Outcome payload fields carried under their GenAI names instead of routeiq.<field>.
+_GEN_AI_OUTCOME_KEYS = {
+    "model_name": ATTR_RESPONSE_MODEL,
+    "input_tokens": ATTR_INPUT_TOKENS,
+    "output_tokens": ATTR_OUTPUT_TOKENS,
+}
 
 FALLBACK_EVENT = "routeiq.fallback"
 OUTCOME_EVENT = "routeiq.router_outcome.v1"
 OUTCOME_PAYLOAD_KEY = "routeiq.router_outcome.payload"
+RESOURCE_SERVICE_NAME = "routeiq-gateway"
+
+
+def resource_detector() -> ResourceDetector:
+    """A detector adding ``service.version`` (the installed ``routeiq`` package's version) and a
+    default ``service.name`` to the resource of whatever TracerProvider the gateway process
+    builds, which is LiteLLM's when its ``otel`` callback is on. The SDK loads it by the entry
+    point name ``routeiq`` listed in ``OTEL_EXPERIMENTAL_RESOURCE_DETECTORS``; an explicit
+    name (``OTEL_SERVICE_NAME``, or LiteLLM's own) overrides the default name."""
+    from opentelemetry.sdk.resources import Resource, ResourceDetector
+
+    try:
+        version = metadata.version("routeiq")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        version = "0+unknown"
+
+    class _RouteIQDetector(ResourceDetector):
+        def detect(self) -> Resource:
+            return Resource({"service.name": RESOURCE_SERVICE_NAME, "service.version": version})
+
+    return _RouteIQDetector()
 
 
 def tracer(provider: TracerProvider | None = None) -> Tracer:
@@ -63,11 +106,11 @@ def routing_attributes(
     latency_ms: float | None = None,
     decision_id: str = "",
 ) -> dict[str, Any]:
-    """The ``router.*`` attributes of one pick."""
+    """The span attributes of one pick (``routeiq.*`` and ``gen_ai.request.model``)."""
     attributes: dict[str, Any] = {
         ATTR_STRATEGY: strategy,
         ATTR_CANDIDATES: list(candidates),
-        ATTR_SELECTED_MODEL: selected_model,
+        ATTR_REQUEST_MODEL: selected_model,
         ATTR_REASON: reason,
         ATTR_FALLBACK: fallback,
     }
@@ -76,7 +119,7 @@ def routing_attributes(
     if score is not None:
         attributes[ATTR_SCORE] = score
     if latency_ms is not None:
-        attributes[ATTR_LATENCY_MS] = latency_ms
+        attributes[ATTR_ROUTE_LATENCY_MS] = latency_ms
     if decision_id:
         attributes[ATTR_DECISION_ID] = decision_id
     if fallback:
@@ -100,9 +143,10 @@ def annotate(spans: Sequence[Span | None], attributes: Mapping[str, Any], error:
 
 
 def outcome_attributes(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """Flat ``routeiq.*`` span-event attributes for an outcome, plus its JSON payload."""
+    """Flat span-event attributes for an outcome (``routeiq.<field>``, or the field's GenAI name:
+    model and token counts), plus its JSON payload (every field under its contract name)."""
     attributes: dict[str, Any] = {
-        f"routeiq.{key}": value
+        _GEN_AI_OUTCOME_KEYS.get(key, f"routeiq.{key}"): value
         for key, value in payload.items()
         if value is not None and isinstance(value, str | bool | int | float)
     }

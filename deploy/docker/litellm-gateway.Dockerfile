@@ -5,12 +5,15 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 # litellm[proxy] as in `make proxy-venv` (PROXY_LITELLM): constraints.txt pins litellm 1.110,
-# whose [proxy] extra needs a litellm-proxy release the index does not have.
+# whose [proxy] extra needs a litellm-proxy release the index does not have. The OTel SDK and
+# OTLP/gRPC exporter (constraints.txt's pins) are what LiteLLM's `otel` callback exports with;
+# litellm[proxy] brings only the API and SDK.
 COPY pyproject.toml constraints.txt README.md LICENSE ./
 RUN python -m venv /opt/venv \
  && mkdir -p decision_service gateway_client trainer \
  && touch decision_service/__init__.py gateway_client/__init__.py trainer/__init__.py \
  && /opt/venv/bin/pip install --no-cache-dir '.[gateway]' 'litellm[proxy]==1.108.7' \
+      'opentelemetry-sdk==1.45.2' 'opentelemetry-exporter-otlp-proto-grpc==1.45.2' \
  && /opt/venv/bin/pip uninstall -y routeiq
 COPY routeiq ./routeiq
 COPY decision_service ./decision_service

@@ -472,7 +472,10 @@ def test_gateway_balances_over_the_headless_service(objects: list[Obj]) -> None:
     config = find(objects, "ConfigMap", "litellm-proxy-config")["data"]
     proxy_config = yaml.safe_load(config["config.yaml"])
     # The hook is the gateway image's installed gateway_client package, not a mounted file.
-    assert proxy_config["litellm_settings"]["callbacks"] == ["gateway_client.proxy.handler"]
+    assert proxy_config["litellm_settings"]["callbacks"] == [
+        "gateway_client.proxy.handler",
+        "otel",
+    ]
     assert set(config) == {"config.yaml"}
     ids = [d["model_info"]["id"] for d in proxy_config["model_list"]]
     assert len(ids) == len(set(ids)) and all(ids)

@@ -126,7 +126,10 @@ def test_compose_gateway_uses_dns_round_robin_and_the_shared_hook() -> None:
     # The hook is the image's installed gateway_client package: only the config is mounted.
     assert litellm["volumes"] == ["./litellm-config.yaml:/app/config/config.yaml:ro"]
     config = load_yaml(COMPOSE_DIR / "litellm-config.yaml")
-    assert config["litellm_settings"]["callbacks"] == ["gateway_client.proxy.handler"]
+    assert config["litellm_settings"]["callbacks"] == [
+        "gateway_client.proxy.handler",
+        "otel",
+    ]
     assert all(d["model_info"]["id"] for d in config["model_list"])
 
 

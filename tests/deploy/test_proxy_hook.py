@@ -53,7 +53,8 @@ def test_the_shipped_configs_resolve_to_the_packaged_hook(config_path: Path) -> 
     import gateway_client.proxy
 
     config = yaml.safe_load(config_path.read_text())
-    (callback,) = config["litellm_settings"]["callbacks"]
+    callback, otel = config["litellm_settings"]["callbacks"]
+    assert otel == "otel"  # LiteLLM's OpenTelemetry callback
     # LiteLLM's own resolution: a file beside the config would win over the package.
     resolved = get_instance_fn(callback, config_file_path=str(config_path))
     assert resolved is gateway_client.proxy.handler

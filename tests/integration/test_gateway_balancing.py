@@ -98,7 +98,7 @@ def test_a_slow_service_is_cut_off_at_the_deadline_and_gets_the_trace_context(
     for seen, route_span in zip(servicer.metadata, failed, strict=True):
         trace_id = f"{route_span.context.trace_id:032x}"
         assert seen["traceparent"].split("-")[1] == trace_id
-        assert route_span.attributes["router.fallback_reason"] == Reason.RPC_FAILURE
+        assert route_span.attributes["routeiq.fallback_reason"] == Reason.RPC_FAILURE
         (event,) = [e for e in route_span.events if e.name == "routeiq.fallback"]
         assert event.attributes["error"] == "DEADLINE_EXCEEDED"
     strategy.close()

@@ -359,15 +359,16 @@ def test_outcome_events_carry_the_decision_id_and_token_counts(
     ]  # fmt: skip
     (event,) = events
     assert event.attributes["routeiq.decision_id"] == decision_id
-    assert event.attributes["routeiq.input_tokens"] == outcome.input_tokens
-    assert event.attributes["routeiq.output_tokens"] == outcome.output_tokens
+    assert event.attributes["gen_ai.usage.input_tokens"] == outcome.input_tokens
+    assert event.attributes["gen_ai.usage.output_tokens"] == outcome.output_tokens
     request = next(sp for sp in spans if sp.name == "gateway.request")
-    assert request.attributes["router.decision_id"] == decision_id
-    assert request.attributes["router.selected_deployment"] == served
-    assert request.attributes["router.fallback"] is False
-    assert sorted(request.attributes["router.candidates"]) == sorted(IDS)
-    for name in ("router.strategy", "router.score", "router.selected_model", "router.latency_ms"):
+    assert request.attributes["routeiq.decision_id"] == decision_id
+    assert request.attributes["routeiq.selected_deployment"] == served
+    assert request.attributes["routeiq.fallback"] is False
+    assert sorted(request.attributes["routeiq.candidates"]) == sorted(IDS)
+    for name in ("routeiq.strategy", "routeiq.score", "gen_ai.request.model"):
         assert name in request.attributes
+    assert "routeiq.route_latency_ms" in request.attributes
     route_span = next(sp for sp in spans if sp.name == "routeiq.route")
     assert route_span.parent is not None and route_span.parent.span_id == request.context.span_id
     # The RecordOutcome RPC went through the real service (its queue drained, nothing failed).
