@@ -12,7 +12,7 @@ import asyncio
 import enum
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,11 +24,21 @@ from .settings import GatewayClientSettings
 
 logger = logging.getLogger(__name__)
 
-ROUND_ROBIN_SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+ROUTE_METHOD = {
+    "service": decision_pb2.DESCRIPTOR.services_by_name["DecisionService"].full_name,
+    "method": "Route",
+}
 
-# Keepalive pings only while calls are in flight (a default gRPC server answers idle pings more
-# often than every 5 minutes with GOAWAY), and a short reconnect backoff so the channel is up
-# again within about 2 s of the service coming back, before a half-open breaker probes it.
+# How these fit the service's server options (decision_service/server.py):
+# - keepalive pings only while calls are in flight, every keepalive_time_ms (>= 10 s: the server's
+#   grpc.http2.min_ping_interval_without_data_ms is 10 s and it closes a connection that pings
+#   more often with GOAWAY too_many_pings);
+# - the server ends every connection after max_connection_age_s (GOAWAY, 5 s grace for calls in
+#   flight) so clients re-resolve and spread over new pods. A call sent in the instant the GOAWAY
+#   is on its way is refused unprocessed: gRPC's transparent retry resends it on another
+#   connection, so transparent retries stay on (grpc.enable_retries=0 would turn them off too);
+# - a short reconnect backoff puts the channel back within about 2 s of the service coming
+#   back, before a half-open breaker probes it.
 DEFAULT_CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 5_000),
@@ -37,8 +47,47 @@ DEFAULT_CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.min_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2_000),
-    ("grpc.enable_retries", 0),
+    ("grpc.enable_retries", 1),
 )
+
+
+def retry_policy(
+    max_attempts: int, initial_backoff_ms: float, max_backoff_ms: float
+) -> dict[str, Any]:
+    """The gRPC ``retryPolicy`` for Route: UNAVAILABLE (the connection or the pod went away
+    before answering: Route has no side effects) is retried up to ``max_attempts`` calls in
+    all, all within the call's one deadline."""
+    return {
+        "maxAttempts": max_attempts,
+        "initialBackoff": f"{initial_backoff_ms / 1000.0:.4f}s",
+        "maxBackoff": f"{max(max_backoff_ms, initial_backoff_ms) / 1000.0:.4f}s",
+        "backoffMultiplier": 2,
+        "retryableStatusCodes": ["UNAVAILABLE"],
+    }
+
+
+DEFAULT_RETRY_POLICY = retry_policy(3, 5.0, 20.0)
+
+# Retries stop while more than half of the last ~20 calls' worth of tokens went to failures, so
+# a service that is down overall gets no retry storm (the breaker then takes over).
+RETRY_THROTTLING = {"maxTokens": 20, "tokenRatio": 0.1}
+
+
+# Targets that resolve to several addresses: balanced round-robin over all of them
+# ("ipv4:"/"ipv6:" take a comma-separated address list).
+BALANCED_SCHEMES = ("dns:", "ipv4:", "ipv6:")
+
+
+def service_config(target: str, policy: Mapping[str, Any] | None) -> str | None:
+    """The channel's service config JSON: round robin for a multi-address target, and the Route
+    retry ``policy``; None when there is neither."""
+    config: dict[str, Any] = {}
+    if target.startswith(BALANCED_SCHEMES):
+        config["loadBalancingConfig"] = [{"round_robin": {}}]
+    if policy is not None and int(policy["maxAttempts"]) > 1:
+        config["methodConfig"] = [{"name": [ROUTE_METHOD], "retryPolicy": dict(policy)}]
+        config["retryThrottling"] = RETRY_THROTTLING
+    return json.dumps(config) if config else None
 
 
 class ErrorKind(enum.Enum):
@@ -75,18 +124,19 @@ def classify_error(error: BaseException) -> ErrorKind:
     return ErrorKind.FAILURE
 
 
-# Targets that resolve to several addresses: balanced round-robin over all of them
-# ("ipv4:"/"ipv6:" take a comma-separated address list).
-BALANCED_SCHEMES = ("dns:", "ipv4:", "ipv6:")
-
-
-def channel_options(target: str, extra: Sequence[tuple[str, Any]] = ()) -> list[tuple[str, Any]]:
-    """The channel options for ``target``: keepalive and reconnect tuning, round-robin over
-    every resolved address for a ``dns:`` (or ``ipv4:``/``ipv6:`` list) target, then ``extra``
-    (which wins)."""
+def channel_options(
+    target: str,
+    extra: Sequence[tuple[str, Any]] = (),
+    policy: Mapping[str, Any] | None = DEFAULT_RETRY_POLICY,
+) -> list[tuple[str, Any]]:
+    """The channel options for ``target``: keepalive and reconnect tuning, a service config with
+    round-robin over every resolved address for a ``dns:`` (or ``ipv4:``/``ipv6:`` list) target
+    and the Route retry ``policy`` (None: transparent retries only), then ``extra`` (which
+    wins)."""
     options: dict[str, Any] = dict(DEFAULT_CHANNEL_OPTIONS)
-    if target.startswith(BALANCED_SCHEMES):
-        options["grpc.service_config"] = ROUND_ROBIN_SERVICE_CONFIG
+    config = service_config(target, policy)
+    if config is not None:
+        options["grpc.service_config"] = config
     options.update(dict(extra))
     return list(options.items())
 
@@ -100,13 +150,19 @@ def read_pem(path: Path | None) -> bytes | None:
 
 def make_channel(settings: GatewayClientSettings) -> grpc.Channel:
     """A channel to ``settings.target``: TLS (mutual when a client certificate is set) or
-    plaintext, with keepalive and round-robin balancing for multi-address targets."""
+    plaintext, with keepalive, the settings' Route retry policy and round-robin balancing for
+    multi-address targets."""
     extra: list[tuple[str, Any]] = [
         ("grpc.keepalive_time_ms", settings.keepalive_time_ms),
         ("grpc.keepalive_timeout_ms", settings.keepalive_timeout_ms),
     ]
+    policy = retry_policy(
+        settings.retry_max_attempts,
+        settings.retry_initial_backoff_ms,
+        settings.retry_max_backoff_ms,
+    )
     if not settings.uses_tls:
-        options = channel_options(settings.target, extra)
+        options = channel_options(settings.target, extra, policy)
         return grpc.insecure_channel(settings.target, options=options)
     if settings.tls_server_name:
         extra.append(("grpc.ssl_target_name_override", settings.tls_server_name))
@@ -116,7 +172,7 @@ def make_channel(settings: GatewayClientSettings) -> grpc.Channel:
         certificate_chain=read_pem(settings.tls_cert_file),
     )
     return grpc.secure_channel(
-        settings.target, credentials, options=channel_options(settings.target, extra)
+        settings.target, credentials, options=channel_options(settings.target, extra, policy)
     )
 
 

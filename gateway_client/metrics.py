@@ -1,7 +1,9 @@
 """Prometheus metrics of the gateway client, in the gateway's own process.
 
-- ``routeiq_gateway_breaker_state{target}``: 0 closed, 1 half-open, 2 open (read at scrape
-  time from each strategy's breaker, so an open breaker whose cool-down passed shows half-open).
+- ``routeiq_gateway_breaker_state{target, routeiq_gateway_breaker_state}``: a state set, 1 for
+  the breaker's state (``closed``, ``open`` or ``half_open``) and 0 for the other two (read at
+  scrape time from each strategy's breaker, so an open breaker whose cool-down passed shows
+  ``half_open``).
 - ``routeiq_gateway_fallbacks_total{reason}``: picks the static fallback made in place of the
   service, by reason (``breaker_open``, ``rpc_failure``, ``caller_error``, ...).
 - ``routeiq_gateway_picks_total{reason}``: every pick, routed or not, by reason.
@@ -36,12 +38,14 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import StateSetMetricFamily
 from prometheus_client.registry import Collector
 
 from .breaker import BreakerState
 
-BREAKER_STATE_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+# A state set (what prometheus_client's Enum exports) rather than a 0/1/2 gauge: a query or an
+# alert names the state it means, and each state's share of time is avg_over_time of its series.
+BREAKER_STATES = tuple(state.value for state in BreakerState)
 
 # Route is expected in single-digit milliseconds; the deadline defaults to 50 ms.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25)
@@ -64,10 +68,10 @@ class BreakerStateCollector(Collector):
         with self._lock:
             self._breakers[target] = weakref.ref(breaker)
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily(
+    def collect(self) -> Iterator[StateSetMetricFamily]:
+        family = StateSetMetricFamily(
             "routeiq_gateway_breaker_state",
-            "Circuit breaker state per decision-service target: 0 closed, 1 half-open, 2 open.",
+            "Circuit breaker state per decision-service target: closed, open or half_open.",
             labels=["target"],
         )
         with self._lock:
@@ -79,7 +83,8 @@ class BreakerStateCollector(Collector):
                     if self._breakers.get(target) is ref:
                         del self._breakers[target]
                 continue
-            family.add_metric([target], BREAKER_STATE_VALUES[breaker.state])
+            state = breaker.state.value
+            family.add_metric([target], {name: name == state for name in BREAKER_STATES})
         yield family
 
 

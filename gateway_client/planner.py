@@ -15,9 +15,11 @@ from routeiq.decision.v1 import decision_pb2
 
 from .decision import Reason, RoutingDecision
 from .fallback import FallbackPolicy
+from .prices import price_function
 from .request import build_route_request, candidate_for, extract_prompt
 from .router_view import Deployment, deployment_id, deployment_ids
 from .settings import GatewayClientSettings
+from .tradeoff import CostWeights
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +44,21 @@ class Choice(NamedTuple):
 
 
 class Planner:
-    """Plans picks with ``settings`` (routing groups, cost weight) and the static ``fallback``."""
+    """Plans picks with ``settings`` (routing groups, prices, id hashing), the request's
+    ``cost_weights`` and the static ``fallback``."""
 
-    def __init__(self, settings: GatewayClientSettings, fallback: FallbackPolicy) -> None:
+    def __init__(
+        self,
+        settings: GatewayClientSettings,
+        fallback: FallbackPolicy,
+        cost_weights: CostWeights | None = None,
+    ) -> None:
         self.settings = settings
         self.fallback = fallback
+        self.cost_weights = cost_weights or CostWeights.from_settings(settings)
+        self.price_of = price_function(settings.litellm_prices)
+        key = settings.id_hash_key
+        self._id_hash_key = None if key is None else key.get_secret_value().encode("utf-8")
 
     def plan(
         self,
@@ -75,7 +87,7 @@ class Planner:
         by_id: dict[str, Deployment] = {}
         candidates: list[decision_pb2.Candidate] = []
         for deployment in healthy:
-            candidate = candidate_for(deployment)
+            candidate = candidate_for(deployment, self.price_of)
             if candidate is None or candidate.id in by_id:
                 continue
             by_id[candidate.id] = deployment
@@ -91,7 +103,8 @@ class Planner:
             prompt=prompt,
             candidates=candidates,
             request_kwargs=request_kwargs,
-            cost_weight=self.settings.cost_weight,
+            cost_weight=self.cost_weights.resolve(request_kwargs, group),
+            id_hash_key=self._id_hash_key,
         )
         return Plan(model, healthy, request=request, by_id=by_id)
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from routeiq.decision.v1 import decision_pb2
@@ -97,43 +98,55 @@ def _price(value: object) -> float | None:
     return price if math.isfinite(price) and price >= 0 else None
 
 
+def average_per_million(params: Mapping[str, Any]) -> float | None:
+    """USD per million tokens from ``params``' ``input_cost_per_token`` and
+    ``output_cost_per_token``, averaged (either alone when only one is valid); None for neither."""
+    prices = [
+        p
+        for p in (
+            _price(params.get("input_cost_per_token")),
+            _price(params.get("output_cost_per_token")),
+        )
+        if p is not None
+    ]
+    return sum(prices) / len(prices) * 1_000_000 if prices else None
+
+
 def cost_per_million_tokens(deployment: Deployment) -> float | None:
     """USD per million tokens, input and output prices per token averaged (either alone when
     only one is set), from ``model_info`` or else ``litellm_params``; None when neither sets one."""
     for section in ("model_info", "litellm_params"):
-        params = _params(deployment, section)
-        prices = [
-            p
-            for p in (
-                _price(params.get("input_cost_per_token")),
-                _price(params.get("output_cost_per_token")),
-            )
-            if p is not None
-        ]
-        if prices:
-            return sum(prices) / len(prices) * 1_000_000
+        price = average_per_million(_params(deployment, section))
+        if price is not None:
+            return price
     return None
 
 
-def candidate_for(deployment: Deployment) -> decision_pb2.Candidate | None:
-    """The deployment as a ``Candidate``; None when it has no ``model_info.id``."""
+def candidate_for(
+    deployment: Deployment,
+    price_of: Callable[[Deployment], float | None] = cost_per_million_tokens,
+) -> decision_pb2.Candidate | None:
+    """The deployment as a ``Candidate`` priced by ``price_of`` (default: its explicit price
+    only); None when it has no ``model_info.id``."""
     model_id = deployment_id(deployment)
     if not model_id:
         return None
     candidate = decision_pb2.Candidate(
         id=model_id, model_name=model_name_of(deployment), provider=provider_of(deployment)
     )
-    cost = cost_per_million_tokens(deployment)
+    cost = price_of(deployment)
     if cost is not None:
         candidate.cost_per_million_tokens = cost
     return candidate
 
 
-def hash_id(value: object) -> str:
-    """The sha256 hex digest of an id; "" for no id. The raw id never leaves the gateway."""
-    if value is None or value == "":
+def hash_id(value: object, key: bytes | None) -> str:
+    """The HMAC-SHA256 (hex) of an id under ``key``; "" for no id, and "" for every id without
+    a key: a plain digest of a guessable id (an email, a sequential team id) is reversed by
+    hashing the guesses, so without a key nothing about the caller leaves the gateway."""
+    if key is None or value is None or value == "":
         return ""
-    return hashlib.sha256(str(value).encode("utf-8")).hexdigest()
+    return hmac.new(key, str(value).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def request_metadata(request_kwargs: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -161,14 +174,16 @@ def team_id_of(request_kwargs: Mapping[str, Any] | None) -> str | None:
     return None if team is None else str(team)
 
 
-def caller_hashes(request_kwargs: Mapping[str, Any] | None) -> tuple[str, str]:
-    """(user id hash, team id hash). The user is the proxy's ``user_api_key_user_id``, else
-    ``metadata.user_id``, else the OpenAI ``user`` argument."""
+def caller_hashes(request_kwargs: Mapping[str, Any] | None, key: bytes | None) -> tuple[str, str]:
+    """(user id hash, team id hash) under ``key`` (see :func:`hash_id`). The user is the proxy's
+    ``user_api_key_user_id``, else ``metadata.user_id``, else the OpenAI ``user`` argument."""
+    if key is None:
+        return "", ""
     metadata = request_metadata(request_kwargs) or {}
     user = _first(metadata, _USER_KEYS)
     if user is None and request_kwargs:
         user = request_kwargs.get("user") or None
-    return hash_id(user), hash_id(team_id_of(request_kwargs))
+    return hash_id(user, key), hash_id(team_id_of(request_kwargs), key)
 
 
 def request_id_of(request_kwargs: Mapping[str, Any] | None) -> str:
@@ -188,9 +203,11 @@ def build_route_request(
     candidates: Sequence[decision_pb2.Candidate],
     request_kwargs: Mapping[str, Any] | None = None,
     cost_weight: float | None = None,
+    id_hash_key: bytes | None = None,
 ) -> decision_pb2.RouteRequest:
-    """The ``RouteRequest`` for one call."""
-    user_hash, team_hash = caller_hashes(request_kwargs)
+    """The ``RouteRequest`` for one call; caller ids are sent only as HMACs under
+    ``id_hash_key``, and not at all without one."""
+    user_hash, team_hash = caller_hashes(request_kwargs, id_hash_key)
     request = decision_pb2.RouteRequest(
         prompt=prompt,
         candidates=candidates,

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 FallbackPolicyName = Literal["ordered", "weighted_shuffle", "cheapest"]
@@ -68,8 +68,42 @@ class GatewayClientSettings(BaseSettings):
         ge=0.0,
         le=1.0,
         description=(
-            "Price sensitivity sent with every Route call (RouteRequest.cost_weight, in [0, 1]); "
-            "unset lets the service use its bundle's default."
+            "Price sensitivity sent with every Route call (RouteRequest.cost_weight, in [0, 1]: "
+            "the predicted quality a candidate must gain to be worth each doubling of price; 0 "
+            "ranks by quality alone). The gateway-wide default: a request's, its key's or "
+            "team's metadata routeiq.cost_weight, or its group's model_info routeiq.cost_weight, "
+            "win over it (see docs/operations.md). Unset lets the service use its bundle's "
+            "default."
+        ),
+    )
+    allow_request_cost_weight: bool = Field(
+        default=True,
+        description=(
+            "Honour the caller's own request metadata routeiq.cost_weight. False leaves the "
+            "trade-off to the key, team, group and gateway settings, so callers of a shared "
+            "proxy cannot buy quality past what their team was given."
+        ),
+    )
+    litellm_prices: bool = Field(
+        default=True,
+        description=(
+            "Price a deployment that sets no input_cost_per_token/output_cost_per_token "
+            "(model_info, else litellm_params) from litellm.model_cost, looked up by "
+            "model_info.base_model, litellm_params.model, then that model without its provider "
+            "prefix. False sends such deployments unpriced (the service uses its bundle's price "
+            "for the model, if any)."
+        ),
+    )
+    id_hash_key: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description=(
+            "Key of the HMAC-SHA256 that turns user and team ids into RouteRequest.user_id_hash "
+            "and team_id_hash (hex), so the service and its logs never see a raw id and nobody "
+            "without the key can test guesses against a hash. At least 16 characters; keep it "
+            "the same across gateway replicas and restarts so a user keeps one hash. Unset: no "
+            "id is sent at all (both hashes empty), and a traffic split keys on the request id "
+            "instead of the user."
         ),
     )
     routing_groups: Annotated[list[str], NoDecode] = Field(
@@ -83,13 +117,40 @@ class GatewayClientSettings(BaseSettings):
 
     keepalive_time_ms: int = Field(
         default=30_000,
-        ge=1_000,
-        description="Interval of HTTP/2 keepalive pings while calls are in flight.",
+        ge=10_000,
+        description=(
+            "Interval of HTTP/2 keepalive pings while calls are in flight. At least 10 s: the "
+            "decision service accepts pings no more often (its "
+            "grpc.http2.min_ping_interval_without_data_ms) and closes a connection that pings "
+            "faster."
+        ),
     )
     keepalive_timeout_ms: int = Field(
         default=5_000,
         ge=100,
         description="How long a keepalive ping may go unanswered before the connection is dropped.",
+    )
+    retry_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=5,
+        description=(
+            "Route calls made in all for one pick when an attempt ends UNAVAILABLE (the "
+            "connection or the pod went away), all within the one deadline_ms; 1 turns the "
+            "retry policy off (gRPC's transparent retry of calls the server never saw stays on). "
+            "gRPC caps it at 5."
+        ),
+    )
+    retry_initial_backoff_ms: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Upper bound of the random wait before the first retry; doubled for each further "
+            "retry up to retry_max_backoff_ms."
+        ),
+    )
+    retry_max_backoff_ms: float = Field(
+        default=20.0, gt=0, description="Upper bound of the random wait before any retry."
     )
     tls: bool = Field(
         default=False,

@@ -192,7 +192,7 @@ def test_breaker_opens_while_the_service_is_down_and_closes_after_restart(
     )
     assert chosen_id(complete(router, model=GROUP, messages=MESSAGES))  # warm: routed
     assert strategy.recorder.stats.routed == 1
-    assert breaker_gauge(registry, decision_server.address) == 0
+    assert breaker_state(registry, decision_server.address) == "closed"
 
     decision_server.stop()
     try:
@@ -211,7 +211,7 @@ def test_breaker_opens_while_the_service_is_down_and_closes_after_restart(
         assert all(r["reason"] == Reason.RPC_FAILURE and r["latency_ms"] >= 0 for r in failing)
         assert all(r["reason"] == Reason.BREAKER_OPEN and r["latency_ms"] is None for r in open_)
         print("failed-call ms:", [round(r["latency_ms"], 2) for r in failing])
-        assert breaker_gauge(registry, decision_server.address) == 2
+        assert breaker_state(registry, decision_server.address) == "open"
         fallbacks = registry.get_sample_value(
             "routeiq_gateway_fallbacks_total", {"reason": "breaker_open"}
         )
@@ -235,12 +235,22 @@ def test_breaker_opens_while_the_service_is_down_and_closes_after_restart(
     routed_before = strategy.recorder.stats.routed
     chosen_id(complete(router, model=GROUP, messages=MESSAGES))
     assert strategy.recorder.stats.routed == routed_before + 1
-    assert breaker_gauge(registry, decision_server.address) == 0
+    assert breaker_state(registry, decision_server.address) == "closed"
     strategy.close()
 
 
-def breaker_gauge(registry: CollectorRegistry, target: str) -> float | None:
-    return registry.get_sample_value("routeiq_gateway_breaker_state", {"target": target})
+def breaker_state(registry: CollectorRegistry, target: str) -> str:
+    """The state the breaker state set marks 1 for ``target``."""
+    (state,) = [
+        name
+        for name in ("closed", "open", "half_open")
+        if registry.get_sample_value(
+            "routeiq_gateway_breaker_state",
+            {"target": target, "routeiq_gateway_breaker_state": name},
+        )
+        == 1
+    ]
+    return state
 
 
 def test_only_healthy_deployments_are_candidates_and_a_cooling_one_is_never_chosen(

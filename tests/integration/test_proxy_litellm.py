@@ -33,6 +33,7 @@ import pytest
 import yaml
 
 from gateway_client import DecisionClient
+from gateway_client.prices import price_function
 from gateway_client.request import candidate_for
 from routeiq.decision.v1 import decision_pb2
 
@@ -167,9 +168,12 @@ class ProxyProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:]
 
-    def chat(self, prompt: str) -> tuple[str, str]:
+    def chat(self, prompt: str, metadata: dict[str, Any] | None = None) -> tuple[str, str]:
         """(served deployment id from ``x-litellm-model-id``, reply text)."""
-        body = json.dumps({"model": "auto", "messages": [{"role": "user", "content": prompt}]})
+        payload = {"model": "auto", "messages": [{"role": "user", "content": prompt}]}
+        if metadata is not None:
+            payload["metadata"] = metadata
+        body = json.dumps(payload)
         request = urllib.request.Request(
             f"{self.url}/v1/chat/completions",
             data=body.encode(),
@@ -238,7 +242,10 @@ def test_the_shipped_gateway_config_serves_the_services_top_ranked_deployment(
 
     deployments = _model_list(K8S_CONFIG)
     models = {d["model_info"]["id"]: d["litellm_params"]["model"] for d in deployments}
-    candidates = [c for c in (candidate_for(d) for d in deployments) if c is not None]
+    # Priced as the gateway prices them: the config sets no prices, LiteLLM's catalogue does.
+    candidates = [
+        c for c in (candidate_for(d, price_function(True)) for d in deployments) if c is not None
+    ]
     assert len(candidates) == len(deployments) >= 2
     tops = []
     with DecisionClient(decision_server.address) as client:
@@ -259,6 +266,26 @@ def test_the_shipped_gateway_config_serves_the_services_top_ranked_deployment(
     # Every pick was the service's, none the fallback's.
     text = metrics_text(metrics_port)
     assert metric_value(text, "routeiq_gateway_picks_total", reason="routed") == len(PROMPTS)
+    assert metric_value(text, "routeiq_gateway_fallbacks_total") == 0
+
+
+def test_a_requests_cost_weight_changes_the_services_choice_through_the_proxy(
+    k8s_proxy: ProxyProcess, upstream: FakeOpenAI
+) -> None:
+    # gpt-4o is the better model at maths in the test bundle, and about 17 times the price of
+    # gpt-4o-mini in LiteLLM's catalogue: quality alone takes it, full price sensitivity not.
+    prompt = PROMPTS[0]
+    picks = {
+        weight: k8s_proxy.chat(prompt, {"routeiq": {"cost_weight": weight}})[0]
+        for weight in (0.0, 1.0)
+    }
+    bad, _ = k8s_proxy.chat(prompt, {"routeiq": {"cost_weight": "lots"}})  # ignored, routed
+    print("proxy picks by request cost_weight:", picks, "| invalid ->", bad)
+    assert picks == {0.0: "gpt-4o", 1.0: "gpt-4o-mini"}
+    assert upstream.requests[-2][0] == "gpt-4o-mini"  # the cheap pick really served it
+    metrics_port = int(k8s_proxy.env["ROUTEIQ_GATEWAY_METRICS_PORT"])
+    text = metrics_text(metrics_port)
+    assert metric_value(text, "routeiq_gateway_cost_weight_ignored_total", source="request") == 1
     assert metric_value(text, "routeiq_gateway_fallbacks_total") == 0
 
 

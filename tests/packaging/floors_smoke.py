@@ -15,6 +15,8 @@ site-packages and never to the checkout. Standard library and installed packages
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import importlib
 import importlib.metadata
 import os
@@ -62,9 +64,12 @@ class RankReversed:
 
     def __init__(self) -> None:
         self.outcomes: list[object] = []
+        self.routes: list[object] = []
 
     def Route(self, request, context):
         from routeiq.decision.v1 import decision_pb2
+
+        self.routes.append(request)
 
         ranked = [
             decision_pb2.RankedCandidate(id=c.id, model_name=c.model_name, score=float(i))
@@ -279,19 +284,34 @@ def gateway() -> None:
         ]
     )
     messages = [{"role": "user", "content": "Prove that there are infinitely many primes."}]
+    key = "floors-hash-key-0123"
     try:
         install(
             router,
-            GatewayClientSettings(target=f"127.0.0.1:{port}", deadline_ms=5000),
+            GatewayClientSettings(target=f"127.0.0.1:{port}", deadline_ms=5000, id_hash_key=key),
             outcomes=False,
         )
         reply = asyncio.run(router.acompletion(model="chat", messages=messages))
         assert reply.choices[0].message.content == "from dep-c", reply
-        reply = router.completion(model="chat", messages=messages)
+        # What this LiteLLM hands the strategy: the request's metadata (cost weight, user id),
+        # and the deployments, priced from its own model catalogue.
+        metadata = {"routeiq": {"cost_weight": 0.25}, "user_id": "alice"}
+        reply = router.completion(model="chat", messages=messages, metadata=metadata)
         assert reply.choices[0].message.content == "from dep-c", reply
     finally:
         server.stop(None)
-    print(f"gateway: litellm {litellm_version(litellm)} Router served by the service's pick")
+    first, second = servicer.routes
+    assert not first.HasField("cost_weight") and first.user_id_hash == "", first
+    assert second.cost_weight == 0.25, second
+    assert second.user_id_hash == hmac.new(key.encode(), b"alice", hashlib.sha256).hexdigest()
+    prices = {c.id: c.cost_per_million_tokens for c in second.candidates}
+    entry = litellm.model_cost["gpt-4o"]
+    expected = (entry["input_cost_per_token"] + entry["output_cost_per_token"]) / 2 * 1e6
+    assert abs(prices["dep-b"] - expected) < 1e-9, prices
+    print(
+        f"gateway: litellm {litellm_version(litellm)} Router served by the service's pick, "
+        "with the request's cost_weight, an HMAC'd user id and catalogue prices"
+    )
 
 
 def litellm_version(module: object) -> str:

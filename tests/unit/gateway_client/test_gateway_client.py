@@ -14,13 +14,15 @@ import grpc
 import pytest
 
 from gateway_client.client import (
-    ROUND_ROBIN_SERVICE_CONFIG,
     DecisionClient,
     ErrorKind,
     channel_options,
     classify_error,
+    make_channel,
+    retry_policy,
     status_code_of,
 )
+from gateway_client.settings import GatewayClientSettings
 from routeiq.decision.v1 import decision_pb2
 
 
@@ -71,17 +73,64 @@ def test_non_grpc_errors_are_failures() -> None:
 # -- channel options -------------------------------------------------------------------------
 
 
-def test_plain_target_gets_keepalive_but_no_service_config() -> None:
+ROUTE_RETRY = {
+    "name": [{"service": "routeiq.decision.v1.DecisionService", "method": "Route"}],
+    "retryPolicy": {
+        "maxAttempts": 3,
+        "initialBackoff": "0.0050s",
+        "maxBackoff": "0.0200s",
+        "backoffMultiplier": 2,
+        "retryableStatusCodes": ["UNAVAILABLE"],
+    },
+}
+
+
+def test_retries_are_on_and_route_retries_unavailable() -> None:
     options = dict(channel_options("127.0.0.1:50051"))
     assert options["grpc.keepalive_time_ms"] > 0
+    # 0 would also turn off the transparent retry of calls a GOAWAY'd connection never served.
+    assert options["grpc.enable_retries"] == 1
+    config = json.loads(options["grpc.service_config"])
+    assert "loadBalancingConfig" not in config  # one address: pick_first
+    assert config["methodConfig"] == [ROUTE_RETRY]
+    assert config["retryThrottling"] == {"maxTokens": 20, "tokenRatio": 0.1}
+
+
+def test_without_a_retry_policy_a_plain_target_gets_no_service_config() -> None:
+    options = dict(channel_options("127.0.0.1:50051", policy=None))
     assert "grpc.service_config" not in options
+    assert options["grpc.enable_retries"] == 1
+    single = dict(channel_options("127.0.0.1:50051", policy=retry_policy(1, 5, 20)))
+    assert "grpc.service_config" not in single
 
 
-def test_dns_target_balances_round_robin() -> None:
+def test_dns_target_balances_round_robin_and_retries() -> None:
     options = dict(channel_options("dns:///routeiq.svc:50051"))
     config = json.loads(options["grpc.service_config"])
-    assert config == {"loadBalancingConfig": [{"round_robin": {}}]}
-    assert options["grpc.service_config"] == ROUND_ROBIN_SERVICE_CONFIG
+    assert config["loadBalancingConfig"] == [{"round_robin": {}}]
+    assert config["methodConfig"] == [ROUTE_RETRY]
+    only_balanced = dict(channel_options("ipv4:127.0.0.1:1,127.0.0.2:1", policy=None))
+    assert json.loads(only_balanced["grpc.service_config"]) == {
+        "loadBalancingConfig": [{"round_robin": {}}]
+    }
+
+
+def test_the_settings_retry_policy_reaches_the_channel(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_channel(target: str, options: list[tuple[str, Any]]) -> str:
+        seen.update(options)
+        return "channel"
+
+    monkeypatch.setattr(grpc, "insecure_channel", fake_channel)
+    settings = GatewayClientSettings(
+        target="h:1", retry_max_attempts=4, retry_initial_backoff_ms=2, retry_max_backoff_ms=8
+    )
+    assert make_channel(settings) == "channel"
+    (method,) = json.loads(seen["grpc.service_config"])["methodConfig"]
+    assert method["retryPolicy"]["maxAttempts"] == 4
+    assert method["retryPolicy"]["initialBackoff"] == "0.0020s"
+    assert method["retryPolicy"]["maxBackoff"] == "0.0080s"
 
 
 def test_extra_options_win() -> None:

@@ -9,7 +9,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
 from gateway_client import GatewayClientSettings
@@ -48,22 +48,33 @@ def test_tls_settings_need_cert_and_key_together(tmp_path: Any) -> None:
     assert settings.uses_tls and not GatewayClientSettings().uses_tls
 
 
-def test_breaker_state_metric_is_read_at_scrape_time() -> None:
+def test_breaker_state_is_a_state_set_read_at_scrape_time() -> None:
     registry = CollectorRegistry()
     metrics = GatewayMetrics(registry)
     now = [0.0]
     breaker = CircuitBreaker(1, 10.0, clock=lambda: now[0])
     metrics.breakers.track("dns:///svc:50051", breaker)
 
-    def state() -> float | None:
-        labels = {"target": "dns:///svc:50051"}
-        return registry.get_sample_value("routeiq_gateway_breaker_state", labels)
+    def states() -> dict[str, float | None]:
+        return {
+            name: registry.get_sample_value(
+                "routeiq_gateway_breaker_state",
+                {"target": "dns:///svc:50051", "routeiq_gateway_breaker_state": name},
+            )
+            for name in ("closed", "open", "half_open")
+        }
 
-    assert state() == 0
+    assert states() == {"closed": 1, "open": 0, "half_open": 0}
     breaker.record_failure()
-    assert state() == 2
+    assert states() == {"closed": 0, "open": 1, "half_open": 0}
     now[0] = 11.0
-    assert state() == 1
+    assert states() == {"closed": 0, "open": 0, "half_open": 1}
+    exposition = generate_latest(registry).decode()
+    assert "# TYPE routeiq_gateway_breaker_state gauge" in exposition  # how text format shows it
+    assert (
+        'routeiq_gateway_breaker_state{routeiq_gateway_breaker_state="half_open",'
+        'target="dns:///svc:50051"} 1.0'
+    ) in exposition.splitlines()
 
 
 def logging_kwargs(record: dict[str, Any], **log: Any) -> dict[str, Any]:

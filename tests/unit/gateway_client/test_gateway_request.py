@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from typing import Any
 
 import pytest
@@ -21,9 +22,12 @@ from gateway_client.request import (
     team_id_of,
 )
 
+KEY = b"0123456789abcdef-test-key"
+
 
 def sha(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+    """The keyed hash the gateway sends for ``value`` under ``KEY``."""
+    return hmac.new(KEY, value.encode(), hashlib.sha256).hexdigest()
 
 
 # -- prompt ----------------------------------------------------------------------------------
@@ -148,11 +152,20 @@ def test_candidate_for() -> None:
 # -- caller ids ------------------------------------------------------------------------------
 
 
-def test_hash_id() -> None:
-    assert hash_id("alice") == sha("alice")
-    assert hash_id(42) == sha("42")
-    assert hash_id(None) == ""
-    assert hash_id("") == ""
+def test_hash_id_is_an_hmac_under_the_key() -> None:
+    assert hash_id("alice", KEY) == sha("alice")
+    assert hash_id(42, KEY) == sha("42")
+    # Not the plain digest anyone can recompute from a guessed id.
+    assert hash_id("alice", KEY) != hashlib.sha256(b"alice").hexdigest()
+    assert hash_id("alice", b"another key 0123") != hash_id("alice", KEY)
+    assert hash_id(None, KEY) == ""
+    assert hash_id("", KEY) == ""
+
+
+def test_without_a_key_no_id_is_sent() -> None:
+    assert hash_id("alice", None) == ""
+    kwargs = {"user": "bob", "metadata": {"user_api_key_team_id": "t"}}
+    assert caller_hashes(kwargs, None) == ("", "")
 
 
 def test_caller_hashes_prefer_the_proxy_keys() -> None:
@@ -164,15 +177,18 @@ def test_caller_hashes_prefer_the_proxy_keys() -> None:
             "user_api_key_team_id": "t-proxy",
         },
     }
-    assert caller_hashes(kwargs) == (sha("u-proxy"), sha("t-proxy"))
+    assert caller_hashes(kwargs, KEY) == (sha("u-proxy"), sha("t-proxy"))
     assert team_id_of(kwargs) == "t-proxy"
 
 
 def test_caller_hashes_fall_back_to_metadata_then_user() -> None:
-    assert caller_hashes({"metadata": {"user_id": "u", "team_id": "t"}}) == (sha("u"), sha("t"))
-    assert caller_hashes({"user": "bob"}) == (sha("bob"), "")
-    assert caller_hashes({"litellm_metadata": {"user_id": "lm"}}) == (sha("lm"), "")
-    assert caller_hashes(None) == ("", "")
+    assert caller_hashes({"metadata": {"user_id": "u", "team_id": "t"}}, KEY) == (
+        sha("u"),
+        sha("t"),
+    )
+    assert caller_hashes({"user": "bob"}, KEY) == (sha("bob"), "")
+    assert caller_hashes({"litellm_metadata": {"user_id": "lm"}}, KEY) == (sha("lm"), "")
+    assert caller_hashes(None, KEY) == ("", "")
 
 
 def test_request_metadata() -> None:
@@ -194,6 +210,7 @@ def test_build_route_request() -> None:
         candidates=candidates,
         request_kwargs={"litellm_call_id": "call-1", "metadata": {"user_id": "alice"}},
         cost_weight=0.25,
+        id_hash_key=KEY,
     )
     assert request.WhichOneof("features") == "prompt"
     assert request.prompt == "hello"
@@ -206,7 +223,13 @@ def test_build_route_request() -> None:
     assert request.HasField("cost_weight") and request.cost_weight == 0.25
 
 
-def test_build_route_request_leaves_cost_weight_unset() -> None:
-    request = build_route_request(requested_model="g", prompt="p", candidates=[])
+def test_build_route_request_leaves_cost_weight_and_ids_unset() -> None:
+    request = build_route_request(
+        requested_model="g",
+        prompt="p",
+        candidates=[],
+        request_kwargs={"metadata": {"user_id": "alice", "team_id": "t"}},
+    )
     assert not request.HasField("cost_weight")
+    assert (request.user_id_hash, request.team_id_hash) == ("", "")
     assert request.request_id == ""

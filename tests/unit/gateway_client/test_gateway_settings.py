@@ -16,6 +16,10 @@ _ENV = [
     "COST_WEIGHT",
     "ROUTING_GROUPS",
     "METRICS_PORT",
+    "ID_HASH_KEY",
+    "RETRY_MAX_ATTEMPTS",
+    "ALLOW_REQUEST_COST_WEIGHT",
+    "LITELLM_PRICES",
 ]
 
 
@@ -37,6 +41,17 @@ def test_defaults() -> None:
     assert s.routing_groups == []
     assert s.routes_group("anything")
     assert s.metrics_port is None
+    assert s.id_hash_key is None  # no key: no caller id is sent
+    assert s.retry_max_attempts == 3
+    assert s.allow_request_cost_weight and s.litellm_prices
+
+
+def test_the_id_hash_key_is_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROUTEIQ_GATEWAY_ID_HASH_KEY", "a-long-enough-secret")
+    s = GatewayClientSettings()
+    assert s.id_hash_key is not None
+    assert s.id_hash_key.get_secret_value() == "a-long-enough-secret"
+    assert "a-long-enough-secret" not in repr(s)
 
 
 def test_every_field_is_documented() -> None:
@@ -92,6 +107,12 @@ def test_explicit_argument_beats_environment(monkeypatch: pytest.MonkeyPatch) ->
         {"target": ""},
         {"metrics_port": 0},
         {"metrics_port": 65536},
+        {"id_hash_key": "too-short"},
+        {"retry_max_attempts": 0},
+        {"retry_max_attempts": 6},
+        {"retry_initial_backoff_ms": 0},
+        # Below the service's 10 s minimum ping interval: it would close the connection.
+        {"keepalive_time_ms": 5_000},
     ],
 )
 def test_validation(kwargs: dict[str, object]) -> None:

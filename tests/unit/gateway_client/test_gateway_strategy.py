@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 from typing import Any
 
 import grpc
@@ -39,7 +40,9 @@ from .fakes import (
 
 
 def test_sends_the_prompt_and_the_group(router: Router, client: FakeClient) -> None:
-    strategy = make_strategy(router, client, cost_weight=0.4, deadline_ms=30)
+    strategy = make_strategy(
+        router, client, cost_weight=0.4, deadline_ms=30, id_hash_key="0123456789abcdef"
+    )
     kwargs: dict[str, object] = {
         "metadata": {"user_api_key_user_id": "alice", "user_api_key_team_id": "team-a"},
         "litellm_call_id": "call-9",
@@ -51,11 +54,15 @@ def test_sends_the_prompt_and_the_group(router: Router, client: FakeClient) -> N
     assert ids(request) == ["g-mini", "g-4o", "g-haiku"]
     mini, four_o, haiku = request.candidates
     assert (mini.model_name, mini.provider) == ("gpt-4o-mini", "openai")
-    assert mini.cost_per_million_tokens == pytest.approx(0.375)
-    assert not four_o.HasField("cost_per_million_tokens")
+    assert mini.cost_per_million_tokens == pytest.approx(0.375)  # its own price
+    # No price of its own: LiteLLM's catalogue's (gpt-4o: $2.50 in, $10 out per million).
+    catalog = litellm.model_cost["gpt-4o"]
+    expected = (catalog["input_cost_per_token"] + catalog["output_cost_per_token"]) / 2 * 1e6
+    assert four_o.cost_per_million_tokens == pytest.approx(expected)
     assert (haiku.model_name, haiku.provider) == ("claude-3-haiku-20240307", "anthropic")
-    assert request.user_id_hash == hashlib.sha256(b"alice").hexdigest()
-    assert request.team_id_hash == hashlib.sha256(b"team-a").hexdigest()
+    key = b"0123456789abcdef"
+    assert request.user_id_hash == hmac.new(key, b"alice", hashlib.sha256).hexdigest()
+    assert request.team_id_hash == hmac.new(key, b"team-a", hashlib.sha256).hexdigest()
     assert request.request_id == "call-9"
     assert request.cost_weight == pytest.approx(0.4)
     assert client.timeouts == [pytest.approx(0.03)]
