@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from decision_service.errors import RouteIQError
-from trainer.data import RoutingDataError
+from trainer.errors import RoutingDataError
 from trainer.routers import ROUTER_TYPES
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from decision_service.manifest import CandidateModel
+from trainer.errors import RoutingDataError
 from trainer.synthetic import LLM_DATA_FILE, ROUTING_FILE
 
 REQUIRED_FIELDS = ("query", "model_name", "performance", "cost")
@@ -39,25 +40,6 @@ SKIP_FIXES = {
     "invalid_cost": "'cost' must be a number >= 0",
     "duplicate_query_model": "keep one record per (query, model)",
 }
-
-
-class RoutingDataError(ValueError):
-    """The data cannot be used at all; the message says where (file, 1-based line) and why.
-
-    ``path``, ``line`` and ``fix`` are kept for callers that want them apart.
-    """
-
-    def __init__(
-        self,
-        problem: str,
-        *,
-        path: Path | str | None = None,
-        line: int | None = None,
-        fix: str | None = None,
-    ) -> None:
-        self.problem, self.path, self.line, self.fix = problem, path, line, fix
-        where = "" if path is None else f"{path}{'' if line is None else f', line {line}'}: "
-        super().__init__(f"{where}{problem}{'' if fix is None else f'; to fix: {fix}'}")
 
 
 @dataclass

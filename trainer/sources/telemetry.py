@@ -43,7 +43,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from trainer.data import RoutingDataError
+from trainer.errors import RoutingDataError
 
 EVENT_NAME = "routeiq.router_decision.v1"
 PAYLOAD_KEY = "routeiq.router_decision.payload"

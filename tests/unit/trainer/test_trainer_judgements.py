@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainer.data import RoutingDataError
+from trainer.errors import RoutingDataError
 from trainer.sources.formats import dataset_name, detect_format, read_data
 from trainer.sources.judgements import read_judgements
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from decision_service.encoder import OnnxEncoder
-from trainer.data import RoutingDataError
 from trainer.embed_cache import EmbeddingCache
+from trainer.errors import RoutingDataError
 from trainer.pipeline import read_data
 from trainer.sources.routellm_csv import read_routellm_csv
 from trainer.sources.telemetry import EVENT_NAME, PAYLOAD_KEY, read_otlp_json
