@@ -141,13 +141,15 @@ class Decider:
             embedding = encoded.embeddings
             tokens, truncated = encoded.token_counts[0], encoded.truncated[0]
         embedded = time.perf_counter()
-        ranking = work.strategy.rank(
-            query.candidates, embedding, query.cost_weight, work.routing.prices
+        # The snapshot ranks: with a canary it may answer with another strategy and arm
+        # (a failed canary decision is answered by the stable version).
+        strategy, arm, ranking = work.routing.rank(
+            work.strategy, work.arm, query, embedding, work.decision_id
         )
         if self._delay_s:
             time.sleep(self._delay_s)
         finished = time.perf_counter()
-        info = work.strategy.info
+        info = strategy.info
         self.decisions_total += 1  # approximate under threads; a status figure, not billing
         return Decision(
             ranked=ranking.ranked,
@@ -155,7 +157,7 @@ class Decider:
             strategy_name=info.name,
             strategy_version=info.version,
             bundle_version=work.routing.bundle_version_of(info),
-            arm=work.arm,
+            arm=arm,
             timings=Timings(
                 total_ms=(work.spent_s + finished - resumed) * 1e3,
                 embedding_ms=(work.spent_s + embedded - resumed) * 1e3,

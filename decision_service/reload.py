@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 from pathlib import Path
+from typing import Protocol
 
 from .audit import AuditLog
 from .bundle import RouterBundle, load_bundle, read_manifest
@@ -136,11 +137,19 @@ class Reloader:
             self.reload(who="watcher", why=f"bundle pointer changed to {seen[0]}")
 
 
-class Watcher:
-    """Polls the bundle pointer every ``interval_s`` on a daemon thread."""
+class Pollable(Protocol):
+    def poll(self) -> None: ...
 
-    def __init__(self, reloader: Reloader, interval_s: float) -> None:
+
+class Watcher:
+    """Polls the bundle pointer (and the canary, when one is configured) every ``interval_s``
+    on a daemon thread."""
+
+    def __init__(
+        self, reloader: Reloader, interval_s: float, canary: Pollable | None = None
+    ) -> None:
         self.reloader = reloader
+        self.canary = canary
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="routeiq-watcher", daemon=True)
@@ -159,3 +168,10 @@ class Watcher:
                 self.reloader.poll()
             except Exception:  # the watcher must outlive any one bad poll
                 log.exception("bundle watcher poll failed")
+            if self.canary is None:
+                continue
+            try:
+                # After the stable poll: a canary just promoted to stable is seen as such.
+                self.canary.poll()
+            except Exception:
+                log.exception("canary poll failed")

@@ -108,6 +108,11 @@ class RouteRunner:
         if not math.isfinite(outcome.latency_ms) or outcome.latency_ms < 0:
             raise InvalidRequest("latency_ms must be finite and >= 0")
         self.metrics.outcomes.labels(status=outcome.status).inc()
+        canary = self.decider.registry.canary
+        if canary is not None:
+            # Joined to the arm that decided: the canary rule compares fallback rates.
+            fell_back = outcome.fallback or outcome.status == "fallback"
+            canary.monitor.outcome(outcome.decision_id, fell_back)
         span = trace.get_current_span()
         if span.is_recording():
             span.set_attribute(ATTR_DECISION_ID, outcome.decision_id)

@@ -20,6 +20,7 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 from opentelemetry.trace import TracerProvider
 from prometheus_client import start_http_server
 
+from . import canary_control
 from .admin import AdminOps
 from .admin_servicer import (
     ADMIN_SERVICE,
@@ -158,8 +159,11 @@ class DecisionServer:
             signatures=signature_policy(settings),
             intra_op_threads=settings.intra_op_threads,
         )
+        self.canary = canary_control.from_settings(
+            settings, self.registry, self.reloader, self.audit, self.metrics.registry
+        )
         self.watcher = (
-            Watcher(self.reloader, settings.reload_poll_ms / 1e3)
+            Watcher(self.reloader, settings.reload_poll_ms / 1e3, self.canary)
             if settings.reload_poll_ms > 0
             else None
         )

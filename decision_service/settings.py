@@ -119,6 +119,61 @@ class ServiceSettings(BaseSettings):
         default="user", description="Which hash keeps a caller on one arm of traffic_split."
     )
 
+    # Canary.
+    canary_dir: Path | None = Field(
+        default=None,
+        description="Pointer to a canary bundle (e.g. the `current` link of a sync agent on "
+        "the `canary` channel), watched like bundle_dir; while it names a valid version other "
+        "than the stable one, that version gets canary_share of requests. Unset: no canary.",
+    )
+    canary_share: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="Share of the requests that name no strategy sent to the canary, sticky "
+        "by split_sticky_by (a salted hash, independent of split arms).",
+    )
+    canary_window_s: float = Field(
+        default=60.0, gt=0, description="Sliding window the canary rule's figures cover."
+    )
+    canary_min_samples: int = Field(
+        default=50,
+        ge=1,
+        description="Canary decisions (or outcomes, for the fallback figure) in the window "
+        "before the rule judges; the latency figure needs as many stable decisions too.",
+    )
+    canary_max_error_rate: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Withdraw when more than this share of canary decisions fail (raise or "
+        "give non-finite quality; each is answered by the stable version instead).",
+    )
+    canary_max_fallback_excess: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Withdraw when the share of canary decisions whose RecordOutcome says "
+        "fallback exceeds the stable version's share by more than this.",
+    )
+    canary_max_latency_ratio: float = Field(
+        default=2.0,
+        ge=1,
+        description="Withdraw when the canary's p99 router time exceeds the stable version's "
+        "p99 times this plus canary_latency_slack_ms.",
+    )
+    canary_latency_slack_ms: float = Field(
+        default=5.0,
+        ge=0,
+        description="Added to the latency threshold, so sub-millisecond jitter never "
+        "withdraws a canary.",
+    )
+    canary_state_file: Path | None = Field(
+        default=None,
+        description="Where a withdrawal is remembered (JSON) so a restart does not give the "
+        "withdrawn canary traffic again; unset: remembered in memory only.",
+    )
+
     # Admin.
     admin_token: SecretStr | None = Field(
         default=None,
@@ -179,6 +234,8 @@ class ServiceSettings(BaseSettings):
             raise ValueError("tls_client_ca_file (mutual TLS) needs tls_cert_file/tls_key_file")
         if self.require_signed_bundles and self.bundle_public_key_file is None:
             raise ValueError("require_signed_bundles needs bundle_public_key_file")
+        if self.canary_dir is not None and self.reload_poll_ms == 0:
+            raise ValueError("canary_dir needs reload_poll_ms > 0 (the watcher runs the canary)")
         return self
 
     def resolved_encoder_dir(self) -> Path:

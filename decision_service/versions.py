@@ -9,13 +9,17 @@ never half of each, and a request in flight finishes on the version it started w
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
+
 from .bundle import RouterBundle, reverify
+from .canary import CANARY_ARM, CanaryArm, CanaryMonitor
 from .domain import LoadedVersion, RouteQuery, StrategyInfo, StrategyListing
 from .encoder import Encoder
 from .errors import InvalidRequest, NotReady, UnknownVersion
@@ -24,9 +28,11 @@ from .strategies import (
     CHEAPEST,
     FIXED_ORDER,
     ROUND_ROBIN,
+    STICKY_CHOICES,
     CheapestStrategy,
     FixedOrderStrategy,
     MLStrategy,
+    Ranking,
     RoundRobinStrategy,
     Strategy,
     TrafficSplit,
@@ -47,6 +53,7 @@ class Routing:
     active: LoadedVersion | None
     prices: ModelIndex | None
     split: TrafficSplit | None
+    canary: CanaryArm | None = None
 
     def choose(self, query: RouteQuery, decision_id: str) -> tuple[Strategy, str]:
         """The strategy for ``query`` and the split arm that chose it ("" when none did)."""
@@ -58,12 +65,34 @@ class Routing:
                     f"available ones: {sorted(self.strategies)}"
                 )
             return strategy, ""
+        # The canary takes its share first, of everything a split or the default would get.
+        if self.canary is not None and self.canary.takes(query, decision_id):
+            return self.canary.strategy, CANARY_ARM
         if self.split is not None:
             arm = self.split.choose(
                 query.user_id_hash, query.team_id_hash, query.request_id, decision_id
             )
             return self.strategies[arm.strategy], arm.name
         return self.default, ""
+
+    def rank(
+        self,
+        strategy: Strategy,
+        arm: str,
+        query: RouteQuery,
+        embedding: np.ndarray | None,
+        decision_id: str,
+    ) -> tuple[Strategy, str, Ranking]:
+        """Rank with the chosen strategy; with a canary, timed and guarded (see ``canary``)."""
+        if self.canary is None:
+            ranking = strategy.rank(query.candidates, embedding, query.cost_weight, self.prices)
+            return strategy, arm, ranking
+        # A failed canary decision is answered by the default (the stable version unless
+        # default_strategy says otherwise); latency is compared with the stable version's.
+        baseline = self.active.strategy if self.active is not None else None
+        return self.canary.rank(
+            strategy, arm, self.default, baseline, query, embedding, self.prices, decision_id
+        )
 
     def bundle_version_of(self, info: StrategyInfo) -> str:
         """The bundle a decision by ``info`` reports: its own, else the active one's."""
@@ -96,6 +125,7 @@ class VersionRegistry:
         self._history: list[str] = []  # activations, oldest first
         self._active: str | None = None
         self._split: TrafficSplit | None = None
+        self._canary: CanaryArm | None = None
         self._routing: Routing | None = None
         if bundle is not None:
             self.activate(bundle)
@@ -209,6 +239,39 @@ class VersionRegistry:
     def split(self) -> TrafficSplit | None:
         return self._split
 
+    # ---- the canary -----------------------------------------------------------------
+
+    @property
+    def canary(self) -> CanaryArm | None:
+        return self._canary
+
+    def set_canary(
+        self, bundle: RouterBundle, share: float, sticky_by: str, monitor: CanaryMonitor
+    ) -> CanaryArm:
+        """Send ``share`` of the requests that name no strategy to ``bundle`` (validated).
+
+        The canary is held beside the loaded versions, not among them: it is not addressable
+        by name or by a split arm, so withdrawing it leaves no strategy dangling.
+        """
+        if not (math.isfinite(share) and 0.0 < share <= 1.0):
+            raise InvalidRequest(f"canary share {share} must be within (0, 1]")
+        if sticky_by not in STICKY_CHOICES:
+            raise InvalidRequest(f"sticky_by {sticky_by!r} must be one of {list(STICKY_CHOICES)}")
+        with self._lock:
+            self._canary = CanaryArm(MLStrategy(bundle), share, sticky_by, monitor)
+            self._publish()
+            return self._canary
+
+    def clear_canary(self, version: str | None = None) -> CanaryArm | None:
+        """Stop the canary (only if it is ``version``, when given); returns what was removed."""
+        with self._lock:
+            removed = self._canary
+            if removed is None or (version is not None and removed.version != version):
+                return None
+            self._canary = None
+            self._publish()
+            return removed
+
     def listing(self) -> StrategyListing:
         """What ListStrategies answers, from one snapshot."""
         routing = self.routing()
@@ -230,6 +293,8 @@ class VersionRegistry:
             strategy = routing.strategies.get(arm.strategy)
             if isinstance(strategy, MLStrategy) and strategy.bundle.version not in found:
                 found.append(strategy.bundle.version)
+        if routing.canary is not None and routing.canary.version not in found:
+            found.append(routing.canary.version)
         return found
 
     def _publish(self) -> None:
@@ -268,4 +333,5 @@ class VersionRegistry:
             active=active,
             prices=active.strategy.index if active else None,
             split=self._split,
+            canary=self._canary,
         )
