@@ -128,16 +128,20 @@ class _ArmWindow:
             while events and events[0][0] < oldest:
                 events.popleft()
 
-    def figures(self) -> ArmFigures:
-        times = [ms for _, ms in self.decisions if ms is not None]
-        return ArmFigures(
-            decisions=len(self.decisions),
-            errors=len(self.decisions) - len(times),
-            p99_ms=float(np.percentile(times, 99)) if times else None,
-            timed=len(times),
-            outcomes=len(self.outcomes),
-            fallbacks=sum(1 for _, fell_back in self.outcomes if fell_back),
-        )
+    def snapshot(self) -> tuple[list[float | None], list[bool]]:
+        return [ms for _, ms in self.decisions], [fell_back for _, fell_back in self.outcomes]
+
+
+def _figures(decisions: list[float | None], outcomes: list[bool]) -> ArmFigures:
+    times = [ms for ms in decisions if ms is not None]
+    return ArmFigures(
+        decisions=len(decisions),
+        errors=len(decisions) - len(times),
+        p99_ms=float(np.percentile(times, 99)) if times else None,
+        timed=len(times),
+        outcomes=len(outcomes),
+        fallbacks=sum(outcomes),
+    )
 
 
 class CanaryMetrics:
@@ -211,7 +215,9 @@ class CanaryMonitor:
             oldest = self._clock() - self.rule.window_s
             for window in self._arms.values():
                 window.trim(oldest)
-            return self._arms[True].figures(), self._arms[False].figures()
+            canary, stable = self._arms[True].snapshot(), self._arms[False].snapshot()
+        # The percentile is computed outside the lock the decide path takes.
+        return _figures(*canary), _figures(*stable)
 
     def verdict(self) -> Verdict | None:
         canary, stable = self.figures()
