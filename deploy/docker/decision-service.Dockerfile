@@ -1,4 +1,6 @@
-# Serving image: onnxruntime + tokenizers + grpcio, no torch. Build from the repo root:
+# Serving image: onnxruntime + tokenizers + grpcio, no torch. Runs the decision service
+# (the entrypoint) and the sync agent (`routeiq-sync-agent`, the pod's init container and
+# sidecar: command overridden). Build from the repo root:
 #   docker build -f deploy/docker/decision-service.Dockerfile -t routeiq/decision-service .
 FROM python:3.11-slim AS build
 WORKDIR /src
@@ -27,4 +29,4 @@ USER 10001
 EXPOSE 50051 9464
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \
   CMD ["python", "-m", "decision_service.probe", "127.0.0.1:50051"]
-ENTRYPOINT ["python", "-m", "decision_service"]
+ENTRYPOINT ["routeiq-decision-service"]

@@ -1,5 +1,6 @@
-# Trainer image: training, ONNX export, publish/promote/rollback, and the model-sync loop
-# (`python -m trainer pull`). CPU-only torch. Build from the repo root:
+# Trainer image: training, ONNX export, and the registry commands (publish/promote/rollback/
+# pull/versions): the training CronJob and the compose registry seed. CPU-only torch. Pods
+# never sync with it: the sync agent runs in the serving image. Build from the repo root:
 #   docker build -f deploy/docker/trainer.Dockerfile -t routeiq/trainer .
 FROM python:3.11-slim AS build
 WORKDIR /src
@@ -27,5 +28,7 @@ USER 10001
 WORKDIR /work
 # No server here: "healthy" means the package imports and its CLI answers.
 HEALTHCHECK --interval=60s --timeout=30s --start-period=60s \
-  CMD ["python", "-m", "trainer", "--help"]
-ENTRYPOINT ["python", "-m", "trainer"]
+  CMD ["routeiq-trainer", "--help"]
+ENTRYPOINT ["routeiq-trainer"]
+# Without a command the image prints the commands; jobs pass their own (compose, CronJob).
+CMD ["--help"]

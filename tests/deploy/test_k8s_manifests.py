@@ -272,11 +272,13 @@ def test_bundle_volume_is_shared_with_the_model_sync_sidecar(objects: list[Obj])
     config = _config(objects)
     assert config["ROUTEIQ_BUNDLE_DIR"] == f"{root}/current"
     assert config["ROUTEIQ_ENCODER_DIR"] == f"{root}/encoder"
+    # Both run the sync agent from the serving image (no torch): the init container once,
+    # the sidecar for the pod's life. tests/deploy/test_shipped_commands.py parses the flags.
     for sync in (sidecar, init):
-        command = " ".join([*sync.get("command", []), *sync.get("args", [])])
-        assert "trainer pull" in command and "--dest /models" in command
-        assert "--registry" in command and "--channel" in command
-    assert "while true" in " ".join(sidecar["args"])  # the sidecar keeps syncing
+        assert sync["image"].split(":")[0] == service["image"].split(":")[0]
+        assert sync["command"] == ["routeiq-sync-agent"]
+        assert sync["args"][sync["args"].index("--models-dir") + 1] == root
+    assert "--once" in init["args"] and "--once" not in sidecar["args"]
 
 
 def test_pods_spread_across_zones(objects: list[Obj]) -> None:

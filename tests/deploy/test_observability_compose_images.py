@@ -62,7 +62,7 @@ def test_compose_has_the_full_stack() -> None:
         "decision-service",
         "model-sync",
         "redis",
-        "minio",
+        "s3",
         "jaeger",
         "otel-collector",
         "prometheus",
@@ -117,7 +117,7 @@ def test_compose_references_only_services_that_exist() -> None:
                 continue
             assert host in services, f"{where} names {host}, which is not a compose service"
             hosts_seen.add(host)
-    assert {"decision-service", "otel-collector", "prometheus", "minio", "redis"} <= hosts_seen
+    assert {"decision-service", "otel-collector", "prometheus", "s3", "redis"} <= hosts_seen
 
 
 def test_compose_gateway_uses_dns_round_robin_and_the_shared_hook() -> None:
