@@ -12,8 +12,10 @@ from routeiq.decision.v1 import admin_pb2 as admin_pb
 from routeiq.decision.v1 import decision_pb2 as pb
 
 from .domain import (
+    RESULT_OF_STATUS,
     CandidateIn,
     Decision,
+    Feedback,
     Outcome,
     ReloadResult,
     RollbackChange,
@@ -114,6 +116,8 @@ def decision_to_proto(decision: Decision) -> pb.RouteResponse:
         selection_reason=decision.selection_reason,
         prompt_tokens=decision.prompt_tokens,
         prompt_truncated=decision.prompt_truncated,
+        propensity=decision.propensity,
+        explored=decision.explored,
     )
 
 
@@ -143,11 +147,16 @@ def strategies_to_proto(listing: StrategyListing) -> pb.ListStrategiesResponse:
 def outcome_from_proto(request: pb.RecordOutcomeRequest | Undecodable) -> Outcome:
     require_decoded(request)
     assert isinstance(request, pb.RecordOutcomeRequest)
+    result = _result(request)
+    status = request.status
+    if not status and request.result != pb.OUTCOME_RESULT_UNSPECIFIED:
+        # A gateway that sends only the result: the legacy status metric still gets a value.
+        status = result if result in ("success", "timeout") else "failure"
     return Outcome(
         decision_id=request.decision_id,
         deployment_id=request.deployment_id,
         model_name=request.model_name,
-        status=request.status,
+        status=status,
         input_tokens=request.input_tokens,
         output_tokens=request.output_tokens,
         latency_ms=request.latency_ms,
@@ -155,6 +164,36 @@ def outcome_from_proto(request: pb.RecordOutcomeRequest | Undecodable) -> Outcom
         fallback=request.fallback,
         fallback_reason=request.fallback_reason,
         error_type=request.error_type,
+        result=result,
+        escalated_to_model=request.escalated_to_model,
+    )
+
+
+def _result(request: pb.RecordOutcomeRequest) -> str:
+    """The result enum as a lower-case name; unset: what the legacy ``status`` means."""
+    if request.result != pb.OUTCOME_RESULT_UNSPECIFIED:
+        return pb.OutcomeResult.Name(request.result).removeprefix("OUTCOME_RESULT_").lower()
+    # An unknown status maps to "" so the runner names the field to fix.
+    return RESULT_OF_STATUS.get(request.status, "")
+
+
+def feedback_from_proto(request: pb.RecordFeedbackRequest | Undecodable) -> Feedback:
+    require_decoded(request)
+    assert isinstance(request, pb.RecordFeedbackRequest)
+    signal = request.WhichOneof("signal")
+    if signal == "score":
+        score = request.score
+    elif signal == "thumbs" and request.thumbs != pb.THUMBS_UNSPECIFIED:
+        score = 1.0 if request.thumbs == pb.THUMBS_UP else 0.0
+    else:
+        raise InvalidRequest("send score (0..1) or thumbs (THUMBS_UP / THUMBS_DOWN)")
+    source = request.source or pb.FEEDBACK_SOURCE_APPLICATION
+    return Feedback(
+        decision_id=request.decision_id,
+        score=score,
+        source=pb.FeedbackSource.Name(source).removeprefix("FEEDBACK_SOURCE_").lower(),
+        source_name=request.source_name,
+        thumbs=signal == "thumbs",
     )
 
 

@@ -25,6 +25,7 @@ from .domain import Decision, RequestLimits, RouteQuery, Timings
 from .embedding_front import EmbeddingFront
 from .encoder import EncodedBatch, Encoder
 from .errors import DeadlineTooShort, InvalidRequest
+from .policy import explore
 from .strategies import Strategy
 from .versions import Routing, VersionRegistry
 
@@ -71,6 +72,7 @@ class Decider:
         *,
         decision_delay_s: float = 0.0,
         keep_embeddings: bool = False,
+        exploration_rate: float = 0.0,
     ) -> None:
         self.registry = registry
         # The hot path embeds through the front (cache, batching); bundle validation always
@@ -79,6 +81,9 @@ class Decider:
         self.limits = limits or RequestLimits()
         self._delay_s = decision_delay_s
         self._keep_embeddings = keep_embeddings
+        if not 0.0 <= exploration_rate <= 0.2:
+            raise ValueError(f"exploration_rate {exploration_rate} must be within [0, 0.2]")
+        self.exploration_rate = exploration_rate
         self.decisions_total = 0
 
     @property
@@ -151,8 +156,11 @@ class Decider:
         finished = time.perf_counter()
         info = strategy.info
         self.decisions_total += 1  # approximate under threads; a status figure, not billing
+        # Only an ML ranking is explored: a static strategy's order is the operator's rule.
+        rate = self.exploration_rate if info.kind == "ml" else 0.0
+        served = explore(ranking.ranked, rate, work.decision_id)
         return Decision(
-            ranked=ranking.ranked,
+            ranked=served.ranked,
             decision_id=work.decision_id,
             strategy_name=info.name,
             strategy_version=info.version,
@@ -163,9 +171,11 @@ class Decider:
                 embedding_ms=(work.spent_s + embedded - resumed) * 1e3,
                 strategy_ms=(finished - embedded) * 1e3,
             ),
-            selection_reason=ranking.reason,
+            selection_reason="explored" if served.explored else ranking.reason,
             prompt_tokens=tokens,
             prompt_truncated=truncated,
+            propensity=served.propensity,
+            explored=served.explored,
             embedding=embedding[0] if self._keep_embeddings and embedding is not None else None,
         )
 

@@ -17,6 +17,17 @@ if TYPE_CHECKING:
     from .strategies import MLStrategy
 
 OUTCOME_STATUSES = ("success", "failure", "fallback", "error", "timeout")
+# RecordOutcomeRequest.result as a string (the enum name without its prefix, lower case).
+OUTCOME_RESULTS = ("success", "provider_error", "refusal", "timeout", "escalation")
+# The result an older gateway means by its status, when it sends no result.
+RESULT_OF_STATUS = {
+    "success": "success",
+    "fallback": "success",
+    "failure": "provider_error",
+    "error": "provider_error",
+    "timeout": "timeout",
+}
+FEEDBACK_SOURCES = ("application", "user", "judge")
 
 
 # ---- Route ----------------------------------------------------------------------------
@@ -83,6 +94,10 @@ class Decision:
     selection_reason: str
     prompt_tokens: int
     prompt_truncated: bool
+    # Probability with which ranked[0] was chosen (1.0 without exploration), and whether
+    # exploration put a candidate other than the best-scored one first.
+    propensity: float = 1.0
+    explored: bool = False
     # The query embedding, kept only when telemetry asked for it (never sent to the caller).
     embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
 
@@ -105,6 +120,20 @@ class Outcome:
     fallback: bool
     fallback_reason: str
     error_type: str
+    # One of OUTCOME_RESULTS; convert derives it from ``status`` when the gateway sent none.
+    result: str = "success"
+    escalated_to_model: str = ""
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A quality signal for a decision (``score`` in [0, 1]; thumbs arrive as 1.0 / 0.0)."""
+
+    decision_id: str
+    score: float
+    source: str  # one of FEEDBACK_SOURCES
+    source_name: str = ""
+    thumbs: bool = False  # the score came from thumbs up/down
 
 
 # ---- strategies and splits ------------------------------------------------------------

@@ -153,6 +153,18 @@ class ServiceMetrics:
             ["status"],
             registry=r,
         )
+        self.feedback = Counter(
+            "routeiq_feedback",
+            "Quality signals received (RecordFeedback), by source.",
+            ["source"],
+            registry=r,
+        )
+        self.explored = Counter(
+            "routeiq_explored_decisions",
+            "Decisions whose served candidate exploration chose instead of the best-scored one.",
+            ["strategy"],
+            registry=r,
+        )
 
     def set_active(self, version: str, strategy: str) -> None:
         # One series at 1: clear the old label set so a dashboard never shows two actives.

@@ -18,8 +18,10 @@ Model names match exactly, else by the part after the last ``/`` (``openai/gpt-4
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -92,6 +94,38 @@ def selection_reason(ranked: Sequence[RankedCandidate]) -> str:
     if not ranked[0].known_to_router:
         return "no_known_candidates"
     return "highest_score"
+
+
+@dataclass(frozen=True)
+class Exploration:
+    """The ranking to serve (chosen candidate first) and the probability it was chosen."""
+
+    ranked: list[RankedCandidate]
+    propensity: float
+    explored: bool
+
+
+def explore(ranked: list[RankedCandidate], rate: float, decision_id: str) -> Exploration:
+    """Epsilon-greedy over the router-known candidates, reproducible from ``decision_id``.
+
+    With probability ``rate`` the served candidate is drawn uniformly from the ``n`` known
+    candidates (the best-scored one included), else the best-scored one is served; so it is
+    chosen with probability ``1 - rate + rate/n`` and each other known one with ``rate/n``.
+    A drawn candidate moves to the front; the rest keep their order. Unknown models are
+    never explored: the router has no column to learn them into.
+    """
+    known = sum(1 for r in ranked if r.known_to_router)
+    if rate <= 0.0 or known < 2:
+        return Exploration(ranked, 1.0, False)
+    # Two independent uniforms from the id's hash: the same id always draws the same way,
+    # so a logged decision can be replayed, and no shared RNG state is touched by threads.
+    digest = hashlib.sha256(decision_id.encode("utf-8")).digest()
+    coin = int.from_bytes(digest[:8], "big") / 2.0**64
+    pick = int.from_bytes(digest[8:16], "big") % known
+    if coin >= rate or pick == 0:
+        return Exploration(ranked, 1.0 - rate + rate / known, False)
+    served = [ranked[pick], *ranked[:pick], *ranked[pick + 1 :]]
+    return Exploration(served, rate / known, True)
 
 
 def _base_name(model_name: str) -> str:

@@ -21,10 +21,15 @@ from concurrent.futures import Executor
 from opentelemetry import trace
 
 from .decide import Decider, Deferred
-from .domain import OUTCOME_STATUSES, Decision, Outcome, RouteQuery
+from .domain import OUTCOME_RESULTS, OUTCOME_STATUSES, Decision, Feedback, Outcome, RouteQuery
 from .errors import DeadlineTooShort, InvalidRequest, Overloaded
 from .metrics import ServiceMetrics
-from .telemetry import ATTR_DECISION_ID, emit_decision_event
+from .telemetry import (
+    ATTR_DECISION_ID,
+    emit_decision_event,
+    emit_feedback_event,
+    emit_outcome_event,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +74,8 @@ class RouteRunner:
             decision.timings.total_ms / 1e3
         )
         self.metrics.selections.labels(model=decision.ranked[0].model_name).inc()
+        if decision.explored:
+            self.metrics.explored.labels(strategy=decision.strategy_name).inc()
         emit_decision_event(decision, query)
         return decision
 
@@ -103,6 +110,10 @@ class RouteRunner:
             raise InvalidRequest(
                 f"status {outcome.status!r} must be one of {list(OUTCOME_STATUSES)}"
             )
+        if outcome.result not in OUTCOME_RESULTS:
+            raise InvalidRequest(
+                f"result {outcome.result!r} must be one of {list(OUTCOME_RESULTS)}"
+            )
         if outcome.input_tokens < 0 or outcome.output_tokens < 0:
             raise InvalidRequest("token counts must be >= 0")
         if not math.isfinite(outcome.latency_ms) or outcome.latency_ms < 0:
@@ -127,3 +138,12 @@ class RouteRunner:
                     "routeiq.outcome.fallback": outcome.fallback,
                 }
             )
+        emit_outcome_event(outcome)
+
+    def record_feedback(self, feedback: Feedback) -> None:
+        if not feedback.decision_id:
+            raise InvalidRequest("decision_id is empty: send RouteResponse.decision_id")
+        if not (math.isfinite(feedback.score) and 0.0 <= feedback.score <= 1.0):
+            raise InvalidRequest(f"score {feedback.score} must be within [0, 1]")
+        self.metrics.feedback.labels(source=feedback.source).inc()
+        emit_feedback_event(feedback)

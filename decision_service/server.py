@@ -41,7 +41,7 @@ from .runner import RouteRunner
 from .servicer import DECISION_SERVICE, DECISION_SERVICE_DESCRIPTOR, DecisionServicer
 from .settings import ServiceSettings
 from .signing import SignaturePolicy, load_public_key
-from .telemetry import configure_tracing
+from .telemetry import configure_events, configure_tracing
 from .versions import VersionRegistry
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,7 @@ def build_decider(settings: ServiceSettings) -> Decider:
         ),
         decision_delay_s=settings.debug_decision_delay_ms / 1e3,
         keep_embeddings=settings.telemetry_embedding,
+        exploration_rate=settings.exploration_rate,
     )
 
 
@@ -140,6 +141,7 @@ class DecisionServer:
         self.metrics = ServiceMetrics()
         self.metrics.watch_front(decider.front.stats)
         self.audit = AuditLog(settings.audit_log_path)
+        configure_events(settings.telemetry_events_file, prompt_hash=settings.telemetry_prompt_hash)
         self._executor = ThreadPoolExecutor(
             max_workers=settings.workers, thread_name_prefix="routeiq-decide"
         )

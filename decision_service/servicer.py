@@ -13,6 +13,7 @@ from routeiq.decision.v1 import decision_pb2_grpc as pb_grpc
 from .convert import (
     Undecodable,
     decision_to_proto,
+    feedback_from_proto,
     outcome_from_proto,
     query_from_proto,
     require_decoded,
@@ -48,3 +49,9 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
     ) -> pb.RecordOutcomeResponse:
         self._runner.record_outcome(outcome_from_proto(request))
         return pb.RecordOutcomeResponse()
+
+    async def RecordFeedback(
+        self, request: pb.RecordFeedbackRequest | Undecodable, context: grpc.aio.ServicerContext
+    ) -> pb.RecordFeedbackResponse:
+        self._runner.record_feedback(feedback_from_proto(request))
+        return pb.RecordFeedbackResponse()

@@ -196,7 +196,27 @@ class ServiceSettings(BaseSettings):
     telemetry_embedding: bool = Field(
         default=False,
         description="Attach the int8-quantized query embedding to each decision event "
-        "(for training; off by default).",
+        "(for training; off by default). The prompt text itself is never recorded.",
+    )
+    telemetry_prompt_hash: bool = Field(
+        default=False,
+        description="Attach the sha256 of the prompt text to each decision event (to join "
+        "with an application's own records or count repeats). Short prompts can be guessed "
+        "from their hash: treat it as personal data where prompts are.",
+    )
+    telemetry_events_file: Path | None = Field(
+        default=None,
+        description="Also append every decision, outcome and feedback event to this JSON "
+        "lines file (the trainer's `--events` input); unset: events go only to traces.",
+    )
+    exploration_rate: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=0.2,
+        description="Share of ML decisions (0..0.2) served by a candidate drawn uniformly "
+        "from the router-known candidates instead of the best-scored one (epsilon-greedy, "
+        "seeded by decision id); the served candidate's probability is logged as "
+        "`propensity`. 0 turns exploration off.",
     )
 
     # Security.

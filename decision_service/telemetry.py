@@ -4,18 +4,30 @@ The payload follows the v1 contract field by field (``seeds/002``): no prompt te
 its length. ``event_id`` is the decision id, so the gateway's outcome (reported under the
 same id) and the decision join in the trainer. The experiment arm, bundle version and,
 when an operator opts in, the int8-quantized query embedding travel as attributes of the
-same event, beside the payload, so the v1 payload stays exactly as specified.
+same event, beside the payload, so the v1 payload stays exactly as specified. So do the
+exploration figures (``routeiq.propensity``, ``routeiq.explored``) and, when an operator opts
+in, the prompt's sha256: the prompt text itself is never recorded.
+
+Outcomes (``routeiq.router_outcome.v1``, from RecordOutcome) and quality signals
+(``routeiq.router_feedback.v1``, from RecordFeedback) are events on their own calls' spans,
+each with a JSON payload carrying the ``decision_id`` they join on (docs/learning.md). With
+``telemetry_events_file`` set, every event is also appended to a JSON lines file as
+``{"name", "time_unix_ms", "attributes"}``, the same attributes the span event carries.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import os
+import threading
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +36,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from .domain import Decision, RouteQuery
+from .domain import Decision, Feedback, Outcome, RouteQuery
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +49,14 @@ ATTR_ARM = "routeiq.experiment_arm"
 ATTR_BUNDLE_VERSION = "routeiq.bundle_version"
 ATTR_EMBEDDING_INT8 = "routeiq.query_embedding.int8_b64"
 ATTR_EMBEDDING_SCALE = "routeiq.query_embedding.scale"
+ATTR_PROPENSITY = "routeiq.propensity"
+ATTR_EXPLORED = "routeiq.explored"
+ATTR_SELECTED_ID = "routeiq.selected_deployment_id"
+ATTR_PROMPT_SHA256 = "routeiq.prompt.sha256"
+OUTCOME_EVENT_NAME = "routeiq.router_outcome.v1"
+OUTCOME_PAYLOAD_KEY = "routeiq.router_outcome.payload"
+FEEDBACK_EVENT_NAME = "routeiq.router_feedback.v1"
+FEEDBACK_PAYLOAD_KEY = "routeiq.router_feedback.payload"
 SERVICE_NAME = "routeiq-decision-service"
 
 
@@ -121,10 +141,55 @@ def quantize(embedding: np.ndarray) -> tuple[str, float]:
     return base64.b64encode(q.tobytes()).decode("ascii"), scale
 
 
-def emit_decision_event(decision: Decision, query: RouteQuery) -> None:
-    """Add the decision event to the current span (a no-op when tracing is off)."""
+class EventFile:
+    """Appends events as JSON lines; one lock, one write per line, so lines never interleave."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def write(self, name: str, attributes: dict[str, Any]) -> None:
+        line = json.dumps(
+            {"name": name, "time_unix_ms": int(time.time() * 1000), "attributes": attributes},
+            separators=(",", ":"),
+        )
+        try:
+            with self._lock, self.path.open("a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+        except OSError as error:  # a full disk must not fail the decision
+            log.warning("could not append to %s: %s", self.path, error)
+
+
+class _EventOptions:
+    file: EventFile | None = None
+    prompt_hash: bool = False
+
+
+_options = _EventOptions()
+
+
+def configure_events(events_file: Path | None, *, prompt_hash: bool = False) -> None:
+    """Where events go besides the current span, and whether decisions carry a prompt hash."""
+    _options.file = EventFile(events_file) if events_file is not None else None
+    _options.prompt_hash = prompt_hash
+
+
+def _emit(name: str, attributes: dict[str, Any]) -> bool:
+    """Add the event to the current span and the events file; False when neither records."""
     span = trace.get_current_span()
-    if not span.is_recording():
+    recording = span.is_recording()
+    if recording:
+        span.add_event(name, attributes)
+    if _options.file is not None:
+        _options.file.write(name, attributes)
+    return recording or _options.file is not None
+
+
+def emit_decision_event(decision: Decision, query: RouteQuery) -> None:
+    """Add the decision event to the current span and the events file (no-op when neither)."""
+    span = trace.get_current_span()
+    if not span.is_recording() and _options.file is None:
         return
     ctx = span.get_span_context()
     payload = decision_payload(
@@ -135,14 +200,44 @@ def emit_decision_event(decision: Decision, query: RouteQuery) -> None:
         ATTR_DECISION_ID: decision.decision_id,
         ATTR_ARM: decision.arm,
         ATTR_BUNDLE_VERSION: decision.bundle_version,
+        ATTR_PROPENSITY: decision.propensity,
+        ATTR_EXPLORED: decision.explored,
+        ATTR_SELECTED_ID: decision.ranked[0].id,
     }
     if decision.embedding is not None:
         packed, scale = quantize(decision.embedding)
         attributes[ATTR_EMBEDDING_INT8] = packed
         attributes[ATTR_EMBEDDING_SCALE] = scale
-    span.add_event(ROUTER_DECISION_EVENT_NAME, attributes)
-    span.set_attribute(ATTR_DECISION_ID, decision.decision_id)
-    span.set_attribute(ATTR_ARM, decision.arm)
+    if _options.prompt_hash and query.prompt is not None:
+        attributes[ATTR_PROMPT_SHA256] = hashlib.sha256(query.prompt.encode("utf-8")).hexdigest()
+    _emit(ROUTER_DECISION_EVENT_NAME, attributes)
+    if span.is_recording():
+        span.set_attribute(ATTR_DECISION_ID, decision.decision_id)
+        span.set_attribute(ATTR_ARM, decision.arm)
+
+
+def emit_outcome_event(outcome: Outcome) -> None:
+    """The outcome as a ``routeiq.router_outcome.v1`` event, its payload keyed by decision id."""
+    payload = {"contract_version": CONTRACT_VERSION, **asdict(outcome)}
+    _emit(
+        OUTCOME_EVENT_NAME,
+        {
+            OUTCOME_PAYLOAD_KEY: json.dumps(payload, separators=(",", ":")),
+            ATTR_DECISION_ID: outcome.decision_id,
+        },
+    )
+
+
+def emit_feedback_event(feedback: Feedback) -> None:
+    """The quality signal as a ``routeiq.router_feedback.v1`` event (no free text exists)."""
+    payload = {"contract_version": CONTRACT_VERSION, **asdict(feedback)}
+    _emit(
+        FEEDBACK_EVENT_NAME,
+        {
+            FEEDBACK_PAYLOAD_KEY: json.dumps(payload, separators=(",", ":")),
+            ATTR_DECISION_ID: feedback.decision_id,
+        },
+    )
 
 
 def configure_tracing() -> TracerProvider | None:

@@ -27,6 +27,7 @@ from .fallback import (
     deployment_weight,
     make_fallback_policy,
 )
+from .feedback import decision_id_of, send_feedback
 from .outcomes import METADATA_KEY
 from .settings import GatewayClientSettings
 
@@ -62,7 +63,9 @@ __all__ = [
     "RoutingStats",
     "WeightedShuffleFallback",
     "classify_error",
+    "decision_id_of",
     "deployment_weight",
     "install",
     "make_fallback_policy",
+    "send_feedback",
 ]

@@ -214,6 +214,7 @@ class DecisionClient:
         stub = decision_pb2_grpc.DecisionServiceStub(self._channel)
         self._route = stub.Route
         self._record_outcome = stub.RecordOutcome
+        self._record_feedback = stub.RecordFeedback
 
     @classmethod
     def from_settings(cls, settings: GatewayClientSettings) -> DecisionClient:
@@ -247,6 +248,15 @@ class DecisionClient:
     ) -> None:
         """Report one request's outcome. Raises ``grpc.RpcError`` on failure."""
         self._record_outcome(request, timeout=timeout_s, metadata=metadata)
+
+    def record_feedback(
+        self,
+        request: decision_pb2.RecordFeedbackRequest,
+        timeout_s: float,
+        metadata: Metadata | None = None,
+    ) -> None:
+        """Send one quality signal for a decision. Raises ``grpc.RpcError`` on failure."""
+        self._record_feedback(request, timeout=timeout_s, metadata=metadata)
 
     async def route_async(
         self,

@@ -46,6 +46,9 @@ class Outcome:
     fallback: bool
     fallback_reason: str
     error_type: str
+    # "success", "provider_error", "refusal", "timeout" or "escalation" (OutcomeResult).
+    result: str = "success"
+    escalated_to_model: str = ""
 
     def payload(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +65,8 @@ class Outcome:
             fallback=self.fallback,
             fallback_reason=self.fallback_reason,
             error_type=self.error_type,
+            result=RESULTS[self.result],
+            escalated_to_model=self.escalated_to_model,
         )
         if self.cost_usd is not None:
             request.cost_usd = self.cost_usd
@@ -80,9 +85,45 @@ def _int(value: object) -> int:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
+RESULTS = {
+    "success": decision_pb2.OUTCOME_RESULT_SUCCESS,
+    "provider_error": decision_pb2.OUTCOME_RESULT_PROVIDER_ERROR,
+    "refusal": decision_pb2.OUTCOME_RESULT_REFUSAL,
+    "timeout": decision_pb2.OUTCOME_RESULT_TIMEOUT,
+    "escalation": decision_pb2.OUTCOME_RESULT_ESCALATION,
+}
+
+
 def _is_timeout(error: object) -> bool:
     name = type(error).__name__.lower()
     return "timeout" in name
+
+
+def _is_refusal(error: object) -> bool:
+    # LiteLLM raises ContentPolicyViolationError when a provider's filter refuses the prompt.
+    return "contentpolicy" in type(error).__name__.lower()
+
+
+def _finish_reasons(log: Mapping[str, Any]) -> set[str]:
+    """Finish reasons of the response's choices ("content_filter" marks a filtered answer)."""
+    response = log.get("response")
+    choices = response.get("choices") if isinstance(response, Mapping) else None
+    reasons = set()
+    for choice in choices if isinstance(choices, list) else []:
+        if isinstance(choice, Mapping) and isinstance(choice.get("finish_reason"), str):
+            reasons.add(choice["finish_reason"])
+    return reasons
+
+
+def _result(failed: bool, error: object, log: Mapping[str, Any]) -> tuple[str, str]:
+    """(status, result): the legacy status and the OutcomeResult name for one logged call."""
+    if failed:
+        if _is_timeout(error):
+            return "timeout", "timeout"
+        return "failure", "refusal" if _is_refusal(error) else "provider_error"
+    if "content_filter" in _finish_reasons(log):
+        return "success", "refusal"
+    return "success", "success"
 
 
 def decision_record(kwargs: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -123,7 +164,7 @@ def outcome_from_logging(
     error = kwargs.get("exception")
     fallback = bool(record.get("fallback"))
     # A request served through the static fallback still succeeded; `fallback` marks it.
-    status = ("timeout" if _is_timeout(error) else "failure") if failed else "success"
+    status, result = _result(failed, error, log)
     hidden = log.get("hidden_params")
     model_name = str(log.get("model") or kwargs.get("model") or "")
     if isinstance(hidden, Mapping) and hidden.get("litellm_model_name"):
@@ -140,6 +181,7 @@ def outcome_from_logging(
         fallback=fallback,
         fallback_reason=str(record.get("reason") or "") if fallback else "",
         error_type=type(error).__name__ if failed and error is not None else "",
+        result=result,
     )
 
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"routeiq/decision/v1/decision.proto\x12\x13routeiq.decision.v1\"\x7f\n\tCandidate\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12$\n\x17\x63ost_per_million_tokens\x18\x04 \x01(\x01H\x00\x88\x01\x01\x42\x1a\n\x18_cost_per_million_tokens\"\xaa\x02\n\x0cRouteRequest\x12\x10\n\x06prompt\x18\x01 \x01(\tH\x00\x12\x33\n\tembedding\x18\x02 \x01(\x0b\x32\x1e.routeiq.decision.v1.EmbeddingH\x00\x12\x32\n\ncandidates\x18\x03 \x03(\x0b\x32\x1e.routeiq.decision.v1.Candidate\x12\x17\n\x0frequested_model\x18\x04 \x01(\t\x12\x14\n\x0cuser_id_hash\x18\x05 \x01(\t\x12\x14\n\x0cteam_id_hash\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x18\n\x0b\x63ost_weight\x18\x08 \x01(\x01H\x01\x88\x01\x01\x12\x10\n\x08strategy\x18\t \x01(\tB\n\n\x08\x66\x65\x61turesB\x0e\n\x0c_cost_weight\"\x1f\n\tEmbedding\x12\x12\n\x06values\x18\x01 \x03(\x02\x42\x02\x10\x01\"\x95\x01\n\x0fRankedCandidate\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x19\n\x11predicted_quality\x18\x04 \x01(\x01\x12\x1f\n\x17\x63ost_per_million_tokens\x18\x05 \x01(\x01\x12\x17\n\x0fknown_to_router\x18\x06 \x01(\x08\"F\n\x07Timings\x12\x10\n\x08total_ms\x18\x01 \x01(\x01\x12\x14\n\x0c\x65mbedding_ms\x18\x02 \x01(\x01\x12\x13\n\x0bstrategy_ms\x18\x03 \x01(\x01\"\xaa\x02\n\rRouteResponse\x12\x34\n\x06ranked\x18\x01 \x03(\x0b\x32$.routeiq.decision.v1.RankedCandidate\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x02 \x01(\t\x12\x15\n\rstrategy_name\x18\x03 \x01(\t\x12\x18\n\x10strategy_version\x18\x04 \x01(\t\x12\x16\n\x0e\x62undle_version\x18\x05 \x01(\t\x12\x0b\n\x03\x61rm\x18\x06 \x01(\t\x12-\n\x07timings\x18\x07 \x01(\x0b\x32\x1c.routeiq.decision.v1.Timings\x12\x18\n\x10selection_reason\x18\x08 \x01(\t\x12\x15\n\rprompt_tokens\x18\t \x01(\x05\x12\x18\n\x10prompt_truncated\x18\n \x01(\x08\"y\n\x0cStrategyInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\x12\x16\n\x0e\x62undle_version\x18\x05 \x01(\t\x12\x0e\n\x06models\x18\x06 \x03(\t\"<\n\nTrafficArm\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\x01\"\x17\n\x15ListStrategiesRequest\"\xac\x01\n\x16ListStrategiesResponse\x12\x35\n\nstrategies\x18\x01 \x03(\x0b\x32!.routeiq.decision.v1.StrategyInfo\x12\x18\n\x10\x64\x65\x66\x61ult_strategy\x18\x02 \x01(\t\x12.\n\x05split\x18\x03 \x03(\x0b\x32\x1f.routeiq.decision.v1.TrafficArm\x12\x11\n\tsticky_by\x18\x04 \x01(\t\"\x8a\x02\n\x14RecordOutcomeRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x15\n\rdeployment_id\x18\x02 \x01(\t\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x05 \x01(\x03\x12\x15\n\routput_tokens\x18\x06 \x01(\x03\x12\x12\n\nlatency_ms\x18\x07 \x01(\x01\x12\x15\n\x08\x63ost_usd\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x08\x66\x61llback\x18\t \x01(\x08\x12\x17\n\x0f\x66\x61llback_reason\x18\n \x01(\t\x12\x12\n\nerror_type\x18\x0b \x01(\tB\x0b\n\t_cost_usd\"\x17\n\x15RecordOutcomeResponse2\xb4\x02\n\x0f\x44\x65\x63isionService\x12N\n\x05Route\x12!.routeiq.decision.v1.RouteRequest\x1a\".routeiq.decision.v1.RouteResponse\x12i\n\x0eListStrategies\x12*.routeiq.decision.v1.ListStrategiesRequest\x1a+.routeiq.decision.v1.ListStrategiesResponse\x12\x66\n\rRecordOutcome\x12).routeiq.decision.v1.RecordOutcomeRequest\x1a*.routeiq.decision.v1.RecordOutcomeResponseBDP\x01Z@github.com/routeiq/routeiq/gen/go/routeiq/decision/v1;decisionv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"routeiq/decision/v1/decision.proto\x12\x13routeiq.decision.v1\"\x7f\n\tCandidate\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12$\n\x17\x63ost_per_million_tokens\x18\x04 \x01(\x01H\x00\x88\x01\x01\x42\x1a\n\x18_cost_per_million_tokens\"\xaa\x02\n\x0cRouteRequest\x12\x10\n\x06prompt\x18\x01 \x01(\tH\x00\x12\x33\n\tembedding\x18\x02 \x01(\x0b\x32\x1e.routeiq.decision.v1.EmbeddingH\x00\x12\x32\n\ncandidates\x18\x03 \x03(\x0b\x32\x1e.routeiq.decision.v1.Candidate\x12\x17\n\x0frequested_model\x18\x04 \x01(\t\x12\x14\n\x0cuser_id_hash\x18\x05 \x01(\t\x12\x14\n\x0cteam_id_hash\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x18\n\x0b\x63ost_weight\x18\x08 \x01(\x01H\x01\x88\x01\x01\x12\x10\n\x08strategy\x18\t \x01(\tB\n\n\x08\x66\x65\x61turesB\x0e\n\x0c_cost_weight\"\x1f\n\tEmbedding\x12\x12\n\x06values\x18\x01 \x03(\x02\x42\x02\x10\x01\"\x95\x01\n\x0fRankedCandidate\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x19\n\x11predicted_quality\x18\x04 \x01(\x01\x12\x1f\n\x17\x63ost_per_million_tokens\x18\x05 \x01(\x01\x12\x17\n\x0fknown_to_router\x18\x06 \x01(\x08\"F\n\x07Timings\x12\x10\n\x08total_ms\x18\x01 \x01(\x01\x12\x14\n\x0c\x65mbedding_ms\x18\x02 \x01(\x01\x12\x13\n\x0bstrategy_ms\x18\x03 \x01(\x01\"\xd0\x02\n\rRouteResponse\x12\x34\n\x06ranked\x18\x01 \x03(\x0b\x32$.routeiq.decision.v1.RankedCandidate\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x02 \x01(\t\x12\x15\n\rstrategy_name\x18\x03 \x01(\t\x12\x18\n\x10strategy_version\x18\x04 \x01(\t\x12\x16\n\x0e\x62undle_version\x18\x05 \x01(\t\x12\x0b\n\x03\x61rm\x18\x06 \x01(\t\x12-\n\x07timings\x18\x07 \x01(\x0b\x32\x1c.routeiq.decision.v1.Timings\x12\x18\n\x10selection_reason\x18\x08 \x01(\t\x12\x15\n\rprompt_tokens\x18\t \x01(\x05\x12\x18\n\x10prompt_truncated\x18\n \x01(\x08\x12\x12\n\npropensity\x18\x0b \x01(\x01\x12\x10\n\x08\x65xplored\x18\x0c \x01(\x08\"y\n\x0cStrategyInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\x12\x16\n\x0e\x62undle_version\x18\x05 \x01(\t\x12\x0e\n\x06models\x18\x06 \x03(\t\"<\n\nTrafficArm\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\x01\"\x17\n\x15ListStrategiesRequest\"\xac\x01\n\x16ListStrategiesResponse\x12\x35\n\nstrategies\x18\x01 \x03(\x0b\x32!.routeiq.decision.v1.StrategyInfo\x12\x18\n\x10\x64\x65\x66\x61ult_strategy\x18\x02 \x01(\t\x12.\n\x05split\x18\x03 \x03(\x0b\x32\x1f.routeiq.decision.v1.TrafficArm\x12\x11\n\tsticky_by\x18\x04 \x01(\t\"\xda\x02\n\x14RecordOutcomeRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x15\n\rdeployment_id\x18\x02 \x01(\t\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x05 \x01(\x03\x12\x15\n\routput_tokens\x18\x06 \x01(\x03\x12\x12\n\nlatency_ms\x18\x07 \x01(\x01\x12\x15\n\x08\x63ost_usd\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x08\x66\x61llback\x18\t \x01(\x08\x12\x17\n\x0f\x66\x61llback_reason\x18\n \x01(\t\x12\x12\n\nerror_type\x18\x0b \x01(\t\x12\x32\n\x06result\x18\x0c \x01(\x0e\x32\".routeiq.decision.v1.OutcomeResult\x12\x1a\n\x12\x65scalated_to_model\x18\r \x01(\tB\x0b\n\t_cost_usd\"\x17\n\x15RecordOutcomeResponse\"\xc0\x01\n\x15RecordFeedbackRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x0f\n\x05score\x18\x02 \x01(\x01H\x00\x12-\n\x06thumbs\x18\x03 \x01(\x0e\x32\x1b.routeiq.decision.v1.ThumbsH\x00\x12\x33\n\x06source\x18\x04 \x01(\x0e\x32#.routeiq.decision.v1.FeedbackSource\x12\x13\n\x0bsource_name\x18\x05 \x01(\tB\x08\n\x06signal\"\x18\n\x16RecordFeedbackResponse*\xc5\x01\n\rOutcomeResult\x12\x1e\n\x1aOUTCOME_RESULT_UNSPECIFIED\x10\x00\x12\x1a\n\x16OUTCOME_RESULT_SUCCESS\x10\x01\x12!\n\x1dOUTCOME_RESULT_PROVIDER_ERROR\x10\x02\x12\x1a\n\x16OUTCOME_RESULT_REFUSAL\x10\x03\x12\x1a\n\x16OUTCOME_RESULT_TIMEOUT\x10\x04\x12\x1d\n\x19OUTCOME_RESULT_ESCALATION\x10\x05*@\n\x06Thumbs\x12\x16\n\x12THUMBS_UNSPECIFIED\x10\x00\x12\r\n\tTHUMBS_UP\x10\x01\x12\x0f\n\x0bTHUMBS_DOWN\x10\x02*\x87\x01\n\x0e\x46\x65\x65\x64\x62\x61\x63kSource\x12\x1f\n\x1b\x46\x45\x45\x44\x42\x41\x43K_SOURCE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46\x45\x45\x44\x42\x41\x43K_SOURCE_USER\x10\x01\x12\x1f\n\x1b\x46\x45\x45\x44\x42\x41\x43K_SOURCE_APPLICATION\x10\x02\x12\x19\n\x15\x46\x45\x45\x44\x42\x41\x43K_SOURCE_JUDGE\x10\x03\x32\x9f\x03\n\x0f\x44\x65\x63isionService\x12N\n\x05Route\x12!.routeiq.decision.v1.RouteRequest\x1a\".routeiq.decision.v1.RouteResponse\x12i\n\x0eListStrategies\x12*.routeiq.decision.v1.ListStrategiesRequest\x1a+.routeiq.decision.v1.ListStrategiesResponse\x12\x66\n\rRecordOutcome\x12).routeiq.decision.v1.RecordOutcomeRequest\x1a*.routeiq.decision.v1.RecordOutcomeResponse\x12i\n\x0eRecordFeedback\x12*.routeiq.decision.v1.RecordFeedbackRequest\x1a+.routeiq.decision.v1.RecordFeedbackResponseBDP\x01Z@github.com/routeiq/routeiq/gen/go/routeiq/decision/v1;decisionv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,6 +34,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'P\001Z@github.com/routeiq/routeiq/gen/go/routeiq/decision/v1;decisionv1'
   _globals['_EMBEDDING'].fields_by_name['values']._loaded_options = None
   _globals['_EMBEDDING'].fields_by_name['values']._serialized_options = b'\020\001'
+  _globals['_OUTCOMERESULT']._serialized_start=2066
+  _globals['_OUTCOMERESULT']._serialized_end=2263
+  _globals['_THUMBS']._serialized_start=2265
+  _globals['_THUMBS']._serialized_end=2329
+  _globals['_FEEDBACKSOURCE']._serialized_start=2332
+  _globals['_FEEDBACKSOURCE']._serialized_end=2467
   _globals['_CANDIDATE']._serialized_start=59
   _globals['_CANDIDATE']._serialized_end=186
   _globals['_ROUTEREQUEST']._serialized_start=189
@@ -45,19 +51,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TIMINGS']._serialized_start=674
   _globals['_TIMINGS']._serialized_end=744
   _globals['_ROUTERESPONSE']._serialized_start=747
-  _globals['_ROUTERESPONSE']._serialized_end=1045
-  _globals['_STRATEGYINFO']._serialized_start=1047
-  _globals['_STRATEGYINFO']._serialized_end=1168
-  _globals['_TRAFFICARM']._serialized_start=1170
-  _globals['_TRAFFICARM']._serialized_end=1230
-  _globals['_LISTSTRATEGIESREQUEST']._serialized_start=1232
-  _globals['_LISTSTRATEGIESREQUEST']._serialized_end=1255
-  _globals['_LISTSTRATEGIESRESPONSE']._serialized_start=1258
-  _globals['_LISTSTRATEGIESRESPONSE']._serialized_end=1430
-  _globals['_RECORDOUTCOMEREQUEST']._serialized_start=1433
-  _globals['_RECORDOUTCOMEREQUEST']._serialized_end=1699
-  _globals['_RECORDOUTCOMERESPONSE']._serialized_start=1701
-  _globals['_RECORDOUTCOMERESPONSE']._serialized_end=1724
-  _globals['_DECISIONSERVICE']._serialized_start=1727
-  _globals['_DECISIONSERVICE']._serialized_end=2035
+  _globals['_ROUTERESPONSE']._serialized_end=1083
+  _globals['_STRATEGYINFO']._serialized_start=1085
+  _globals['_STRATEGYINFO']._serialized_end=1206
+  _globals['_TRAFFICARM']._serialized_start=1208
+  _globals['_TRAFFICARM']._serialized_end=1268
+  _globals['_LISTSTRATEGIESREQUEST']._serialized_start=1270
+  _globals['_LISTSTRATEGIESREQUEST']._serialized_end=1293
+  _globals['_LISTSTRATEGIESRESPONSE']._serialized_start=1296
+  _globals['_LISTSTRATEGIESRESPONSE']._serialized_end=1468
+  _globals['_RECORDOUTCOMEREQUEST']._serialized_start=1471
+  _globals['_RECORDOUTCOMEREQUEST']._serialized_end=1817
+  _globals['_RECORDOUTCOMERESPONSE']._serialized_start=1819
+  _globals['_RECORDOUTCOMERESPONSE']._serialized_end=1842
+  _globals['_RECORDFEEDBACKREQUEST']._serialized_start=1845
+  _globals['_RECORDFEEDBACKREQUEST']._serialized_end=2037
+  _globals['_RECORDFEEDBACKRESPONSE']._serialized_start=2039
+  _globals['_RECORDFEEDBACKRESPONSE']._serialized_end=2063
+  _globals['_DECISIONSERVICE']._serialized_start=2470
+  _globals['_DECISIONSERVICE']._serialized_end=2885
 # @@protoc_insertion_point(module_scope)

@@ -1,10 +1,46 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class OutcomeResult(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OUTCOME_RESULT_UNSPECIFIED: _ClassVar[OutcomeResult]
+    OUTCOME_RESULT_SUCCESS: _ClassVar[OutcomeResult]
+    OUTCOME_RESULT_PROVIDER_ERROR: _ClassVar[OutcomeResult]
+    OUTCOME_RESULT_REFUSAL: _ClassVar[OutcomeResult]
+    OUTCOME_RESULT_TIMEOUT: _ClassVar[OutcomeResult]
+    OUTCOME_RESULT_ESCALATION: _ClassVar[OutcomeResult]
+
+class Thumbs(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    THUMBS_UNSPECIFIED: _ClassVar[Thumbs]
+    THUMBS_UP: _ClassVar[Thumbs]
+    THUMBS_DOWN: _ClassVar[Thumbs]
+
+class FeedbackSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FEEDBACK_SOURCE_UNSPECIFIED: _ClassVar[FeedbackSource]
+    FEEDBACK_SOURCE_USER: _ClassVar[FeedbackSource]
+    FEEDBACK_SOURCE_APPLICATION: _ClassVar[FeedbackSource]
+    FEEDBACK_SOURCE_JUDGE: _ClassVar[FeedbackSource]
+OUTCOME_RESULT_UNSPECIFIED: OutcomeResult
+OUTCOME_RESULT_SUCCESS: OutcomeResult
+OUTCOME_RESULT_PROVIDER_ERROR: OutcomeResult
+OUTCOME_RESULT_REFUSAL: OutcomeResult
+OUTCOME_RESULT_TIMEOUT: OutcomeResult
+OUTCOME_RESULT_ESCALATION: OutcomeResult
+THUMBS_UNSPECIFIED: Thumbs
+THUMBS_UP: Thumbs
+THUMBS_DOWN: Thumbs
+FEEDBACK_SOURCE_UNSPECIFIED: FeedbackSource
+FEEDBACK_SOURCE_USER: FeedbackSource
+FEEDBACK_SOURCE_APPLICATION: FeedbackSource
+FEEDBACK_SOURCE_JUDGE: FeedbackSource
 
 class Candidate(_message.Message):
     __slots__ = ("id", "model_name", "provider", "cost_per_million_tokens")
@@ -73,7 +109,7 @@ class Timings(_message.Message):
     def __init__(self, total_ms: _Optional[float] = ..., embedding_ms: _Optional[float] = ..., strategy_ms: _Optional[float] = ...) -> None: ...
 
 class RouteResponse(_message.Message):
-    __slots__ = ("ranked", "decision_id", "strategy_name", "strategy_version", "bundle_version", "arm", "timings", "selection_reason", "prompt_tokens", "prompt_truncated")
+    __slots__ = ("ranked", "decision_id", "strategy_name", "strategy_version", "bundle_version", "arm", "timings", "selection_reason", "prompt_tokens", "prompt_truncated", "propensity", "explored")
     RANKED_FIELD_NUMBER: _ClassVar[int]
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -84,6 +120,8 @@ class RouteResponse(_message.Message):
     SELECTION_REASON_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    PROPENSITY_FIELD_NUMBER: _ClassVar[int]
+    EXPLORED_FIELD_NUMBER: _ClassVar[int]
     ranked: _containers.RepeatedCompositeFieldContainer[RankedCandidate]
     decision_id: str
     strategy_name: str
@@ -94,7 +132,9 @@ class RouteResponse(_message.Message):
     selection_reason: str
     prompt_tokens: int
     prompt_truncated: bool
-    def __init__(self, ranked: _Optional[_Iterable[_Union[RankedCandidate, _Mapping]]] = ..., decision_id: _Optional[str] = ..., strategy_name: _Optional[str] = ..., strategy_version: _Optional[str] = ..., bundle_version: _Optional[str] = ..., arm: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., selection_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., prompt_truncated: _Optional[bool] = ...) -> None: ...
+    propensity: float
+    explored: bool
+    def __init__(self, ranked: _Optional[_Iterable[_Union[RankedCandidate, _Mapping]]] = ..., decision_id: _Optional[str] = ..., strategy_name: _Optional[str] = ..., strategy_version: _Optional[str] = ..., bundle_version: _Optional[str] = ..., arm: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., selection_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., prompt_truncated: _Optional[bool] = ..., propensity: _Optional[float] = ..., explored: _Optional[bool] = ...) -> None: ...
 
 class StrategyInfo(_message.Message):
     __slots__ = ("name", "version", "kind", "capabilities", "bundle_version", "models")
@@ -139,7 +179,7 @@ class ListStrategiesResponse(_message.Message):
     def __init__(self, strategies: _Optional[_Iterable[_Union[StrategyInfo, _Mapping]]] = ..., default_strategy: _Optional[str] = ..., split: _Optional[_Iterable[_Union[TrafficArm, _Mapping]]] = ..., sticky_by: _Optional[str] = ...) -> None: ...
 
 class RecordOutcomeRequest(_message.Message):
-    __slots__ = ("decision_id", "deployment_id", "model_name", "status", "input_tokens", "output_tokens", "latency_ms", "cost_usd", "fallback", "fallback_reason", "error_type")
+    __slots__ = ("decision_id", "deployment_id", "model_name", "status", "input_tokens", "output_tokens", "latency_ms", "cost_usd", "fallback", "fallback_reason", "error_type", "result", "escalated_to_model")
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -151,6 +191,8 @@ class RecordOutcomeRequest(_message.Message):
     FALLBACK_FIELD_NUMBER: _ClassVar[int]
     FALLBACK_REASON_FIELD_NUMBER: _ClassVar[int]
     ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    ESCALATED_TO_MODEL_FIELD_NUMBER: _ClassVar[int]
     decision_id: str
     deployment_id: str
     model_name: str
@@ -162,8 +204,28 @@ class RecordOutcomeRequest(_message.Message):
     fallback: bool
     fallback_reason: str
     error_type: str
-    def __init__(self, decision_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., model_name: _Optional[str] = ..., status: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., latency_ms: _Optional[float] = ..., cost_usd: _Optional[float] = ..., fallback: _Optional[bool] = ..., fallback_reason: _Optional[str] = ..., error_type: _Optional[str] = ...) -> None: ...
+    result: OutcomeResult
+    escalated_to_model: str
+    def __init__(self, decision_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., model_name: _Optional[str] = ..., status: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., latency_ms: _Optional[float] = ..., cost_usd: _Optional[float] = ..., fallback: _Optional[bool] = ..., fallback_reason: _Optional[str] = ..., error_type: _Optional[str] = ..., result: _Optional[_Union[OutcomeResult, str]] = ..., escalated_to_model: _Optional[str] = ...) -> None: ...
 
 class RecordOutcomeResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RecordFeedbackRequest(_message.Message):
+    __slots__ = ("decision_id", "score", "thumbs", "source", "source_name")
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    THUMBS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_NAME_FIELD_NUMBER: _ClassVar[int]
+    decision_id: str
+    score: float
+    thumbs: Thumbs
+    source: FeedbackSource
+    source_name: str
+    def __init__(self, decision_id: _Optional[str] = ..., score: _Optional[float] = ..., thumbs: _Optional[_Union[Thumbs, str]] = ..., source: _Optional[_Union[FeedbackSource, str]] = ..., source_name: _Optional[str] = ...) -> None: ...
+
+class RecordFeedbackResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -49,6 +49,11 @@ class DecisionServiceStub:
                 request_serializer=routeiq_dot_decision_dot_v1_dot_decision__pb2.RecordOutcomeRequest.SerializeToString,
                 response_deserializer=routeiq_dot_decision_dot_v1_dot_decision__pb2.RecordOutcomeResponse.FromString,
                 _registered_method=True)
+        self.RecordFeedback = channel.unary_unary(
+                '/routeiq.decision.v1.DecisionService/RecordFeedback',
+                request_serializer=routeiq_dot_decision_dot_v1_dot_decision__pb2.RecordFeedbackRequest.SerializeToString,
+                response_deserializer=routeiq_dot_decision_dot_v1_dot_decision__pb2.RecordFeedbackResponse.FromString,
+                _registered_method=True)
 
 
 class DecisionServiceServicer:
@@ -75,6 +80,14 @@ class DecisionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordFeedback(self, request, context):
+        """A quality signal for a decision, sent any time after it by decision_id:
+        an end user's score or thumbs, an application's own check, or a judge.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DecisionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +105,11 @@ def add_DecisionServiceServicer_to_server(servicer, server):
                     servicer.RecordOutcome,
                     request_deserializer=routeiq_dot_decision_dot_v1_dot_decision__pb2.RecordOutcomeRequest.FromString,
                     response_serializer=routeiq_dot_decision_dot_v1_dot_decision__pb2.RecordOutcomeResponse.SerializeToString,
+            ),
+            'RecordFeedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordFeedback,
+                    request_deserializer=routeiq_dot_decision_dot_v1_dot_decision__pb2.RecordFeedbackRequest.FromString,
+                    response_serializer=routeiq_dot_decision_dot_v1_dot_decision__pb2.RecordFeedbackResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +193,33 @@ class DecisionService:
             '/routeiq.decision.v1.DecisionService/RecordOutcome',
             routeiq_dot_decision_dot_v1_dot_decision__pb2.RecordOutcomeRequest.SerializeToString,
             routeiq_dot_decision_dot_v1_dot_decision__pb2.RecordOutcomeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordFeedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/routeiq.decision.v1.DecisionService/RecordFeedback',
+            routeiq_dot_decision_dot_v1_dot_decision__pb2.RecordFeedbackRequest.SerializeToString,
+            routeiq_dot_decision_dot_v1_dot_decision__pb2.RecordFeedbackResponse.FromString,
             options,
             channel_credentials,
             insecure,

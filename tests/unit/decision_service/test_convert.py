@@ -20,6 +20,7 @@ from decision_service.convert import (
     arms_from_proto,
     arms_to_proto,
     decision_to_proto,
+    feedback_from_proto,
     lenient,
     outcome_from_proto,
     query_from_proto,
@@ -66,6 +67,7 @@ TESTED = {
     "arms_from_proto",
     "strategies_to_proto",
     "outcome_from_proto",
+    "feedback_from_proto",
     "status_to_proto",
     "versions_to_proto",
     "reload_from_proto",
@@ -191,6 +193,8 @@ def test_a_decision_reaches_the_client_whole():
         selection_reason="highest_score",
         prompt_tokens=12,
         prompt_truncated=True,
+        propensity=0.05,
+        explored=True,
         embedding=np.ones(4, np.float32),
     )
     reply = reparsed(decision_to_proto(decision))
@@ -224,6 +228,7 @@ def test_a_decision_reaches_the_client_whole():
         pytest.approx(0.5),
     )
     assert (reply.prompt_tokens, reply.prompt_truncated) == (12, True)
+    assert (reply.propensity, reply.explored) == (pytest.approx(0.05), True)
     # Every field of the reply was set: none is left at its default by a forgotten line.
     assert {f.name for f, _ in reply.ListFields()} == set(
         pb.RouteResponse.DESCRIPTOR.fields_by_name
@@ -389,3 +394,9 @@ def test_split_request_and_reply():
     reply = reparsed(split_to_proto(SplitResult(ARMS, "team")))
     assert tuple(TrafficArm(a.name, a.strategy, a.weight) for a in reply.arms) == ARMS
     assert reply.sticky_by == "team"
+
+
+def test_feedback_from_proto_refuses_undecodable_bytes():
+    # Scores, thumbs and sources are covered in test_learning_contract.
+    with pytest.raises(InvalidRequest, match="could not be parsed"):
+        feedback_from_proto(Undecodable("routeiq.decision.v1.RecordFeedbackRequest", "bad"))
