@@ -87,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     address = service.address
     try:
         manifest = read_manifest(bundle_dir)
-        print(f"\ndecision service on {address}: bundle {manifest.bundle_version}")
+        encoder = manifest.encoder
+        print(
+            f"\ndecision service on {address}: bundle {manifest.bundle_version}, encoder "
+            f"{encoder.variant} (first {encoder.max_tokens} tokens of a prompt)"
+        )
         print("debug it with grpcurl (reflection is on):")
         print(f"  .venv/bin/grpcurl -plaintext {address} list")
         print(

@@ -7,7 +7,7 @@
     python -m trainer synth   --out artifacts/data [-n 1800] [--seed 7]
     python -m trainer train   --router knn --data artifacts/data --encoder artifacts/encoder \\
                               --out artifacts [--seed 7] [--k 20 | --epochs 40]
-    python -m trainer build   --out artifacts [-n 1800] [--seed 7]
+    python -m trainer build   --out artifacts [-n 1800] [--seed 7] [--encoder-variant fp32]
     python -m trainer publish  --registry URI --bundle DIR [--name N] [--promote canary]
     python -m trainer promote  --registry URI --version V --channel stable [--floor X]
                                [--metric apgr] [--force --reason TEXT]
@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from decision_service.errors import RouteIQError
+from trainer.defaults import BUILD_ENCODER_VARIANTS, DEFAULT_ENCODER_VARIANT
 from trainer.errors import RoutingDataError
 from trainer.routers import ROUTER_TYPES
 
@@ -143,6 +144,14 @@ def _parser() -> argparse.ArgumentParser:
     bd.add_argument("--out", type=Path, required=True, help="artifacts directory")
     bd.add_argument("-n", type=int, default=1800, help="number of prompts (default 1800)")
     bd.add_argument("--seed", type=int, default=7)
+    bd.add_argument(
+        "--encoder-variant",
+        choices=BUILD_ENCODER_VARIANTS,
+        default=DEFAULT_ENCODER_VARIANT,
+        help=f"the encoder the service loads and the routers are trained on (default "
+        f"{DEFAULT_ENCODER_VARIANT}: int8 weights, 128 tokens; fp32 is the exported model at "
+        "256 tokens, kept as the source in OUT/encoder-fp32 either way)",
+    )
     return parser
 
 
@@ -262,11 +271,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "build":
         from trainer import pipeline
 
-        built = pipeline.build(args.out, n=args.n, seed=args.seed)
+        built = pipeline.build(
+            args.out, n=args.n, seed=args.seed, encoder_variant=args.encoder_variant
+        )
         for router_type, trained in built.bundles.items():
             print(trained.table)
             print(f"{router_type}: {trained.directory} <- {built.artifacts / router_type}\n")
-        print(f"encoder: {built.encoder_dir}")
+        print(f"encoder: {built.encoder_dir} ({args.encoder_variant})")
         print(f"build finished in {built.seconds:.1f}s")
         return 0
     raise AssertionError(f"unhandled command {args.command}")

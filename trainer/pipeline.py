@@ -2,20 +2,25 @@
 
 ``build`` does all of it into one artifacts directory laid out for the service::
 
-    ARTIFACTS/encoder/                 encoder.json, encoder.onnx, tokenizer.json
+    ARTIFACTS/encoder-fp32/            the exported fp32 encoder (256 tokens): the source
+    ARTIFACTS/encoder/                 the serving variant derived from it (default int8-t128):
+                                       encoder.json, encoder.onnx, tokenizer.json
     ARTIFACTS/data/                    routing_data.jsonl, llm_data.json, dataset.json
     ARTIFACTS/knn-<utc>-<sha8>/        a versioned bundle (manifest.json, router.onnx)
     ARTIFACTS/knn -> knn-<utc>-<sha8>  stable pointer, swapped atomically
     ARTIFACTS/mlp-..., ARTIFACTS/mlp   the same for the MLP
 
 so ``--bundle ARTIFACTS/knn`` finds its encoder at ``ARTIFACTS/encoder`` whether or not the
-service resolves the symlink first.
+service resolves the symlink first. The routers are trained on the serving variant's own
+embeddings (a bundle pins its encoder's hash); ``encoder_variant="fp32"`` serves the
+exported encoder itself.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -27,10 +32,13 @@ import numpy as np
 
 from decision_service.atomic import point_symlink
 from decision_service.encoder import OnnxEncoder
+from decision_service.manifest import graph_variant
 from trainer.bundle_writer import WrittenBundle, write_bundle
 from trainer.data import RoutingData, Split, split_queries
+from trainer.defaults import DEFAULT_ENCODER_VARIANT
 from trainer.embed_cache import embed_with_cache
-from trainer.encoder_export import ensure_encoder
+from trainer.encoder_export import ENCODER_VARIANT, MAX_TOKENS, encoder_is_valid, export_encoder
+from trainer.encoder_variants import INT8, derive_variant
 from trainer.evaluate import DEFAULT_COST_WEIGHT, PolicyResult, evaluate, find, format_table
 from trainer.lineage import lineage
 from trainer.quality_report import quality_report
@@ -43,6 +51,7 @@ log = logging.getLogger(__name__)
 SAMPLE_COUNT = 3
 UTILITY_RULE = "quality - cost_weight * log2(price_per_million / cheapest price_per_million)"
 METRICS_FILE = "metrics.json"
+SOURCE_ENCODER = "encoder-fp32"  # under ARTIFACTS: the exported encoder variants derive from
 LINEAGE_FILE = "lineage.json"
 
 
@@ -266,10 +275,59 @@ def _np_default(obj: object) -> object:
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
+def parse_variant(variant: str) -> tuple[bool, int]:
+    """``int8-t128`` -> (int8, 128 tokens); ``fp32`` -> (False, 256)."""
+    graph = graph_variant(variant)
+    suffix = variant[len(graph) :]
+    if graph not in (ENCODER_VARIANT, INT8) or (suffix and not suffix.startswith("-t")):
+        raise ValueError(f"unknown encoder variant {variant!r} (e.g. fp32, int8, int8-t128)")
+    limit = int(suffix[2:]) if suffix else MAX_TOKENS
+    if not 0 < limit <= MAX_TOKENS:
+        raise ValueError(f"encoder variant {variant!r}: token limit must be in 1..{MAX_TOKENS}")
+    return graph == INT8, limit
+
+
+def _variant_of(directory: Path) -> str | None:
+    try:
+        return OnnxEncoder(directory).identity.variant
+    except Exception:  # not there, or not loadable: not reusable
+        return None
+
+
+def ensure_serving_encoder(out_dir: Path, variant: str = DEFAULT_ENCODER_VARIANT) -> Path:
+    """``out_dir/encoder`` as ``variant``, derived from the fp32 export in ``out_dir/encoder-fp32``.
+
+    Both are reused while they validate. An artifacts directory from before the split (the
+    fp32 encoder at ``out_dir/encoder``) has it moved to ``encoder-fp32`` instead of
+    exporting again.
+    """
+    int8, limit = parse_variant(variant)
+    source, target = out_dir / SOURCE_ENCODER, out_dir / "encoder"
+    fp32_ok = encoder_is_valid(source) and _variant_of(source) == ENCODER_VARIANT
+    if not fp32_ok and _variant_of(target) == ENCODER_VARIANT and encoder_is_valid(target):
+        if source.is_symlink() or source.is_file():
+            source.unlink()
+        elif source.exists():
+            shutil.rmtree(source)
+        target.rename(source)  # a symlink moves as a symlink
+        fp32_ok = True
+        log.info("moved the fp32 encoder %s -> %s (the source of the variants)", target, source)
+    if not fp32_ok:
+        export_encoder(source)
+    elif _variant_of(target) == variant:
+        return target
+    if target.is_symlink():
+        target.unlink()  # never write through a link into what it points at
+    started = time.perf_counter()
+    derive_variant(source, target, int8=int8, max_tokens=None if limit == MAX_TOKENS else limit)
+    log.info("%s encoder derived in %.1fs", variant, time.perf_counter() - started)
+    return target
+
+
 @dataclass(frozen=True)
 class BuildResult:
     artifacts: Path
-    encoder_dir: Path
+    encoder_dir: Path  # the serving variant
     data_dir: Path
     bundles: dict[str, TrainResult]
     seconds: float
@@ -282,12 +340,17 @@ def build(
     seed: int = 7,
     router_types: tuple[str, ...] = ("knn", "mlp"),
     router_params: Mapping[str, Mapping[str, object]] | None = None,
+    encoder_variant: str = DEFAULT_ENCODER_VARIANT,
 ) -> BuildResult:
-    """Encoder (reused when valid), synthetic data, every router, stable pointers."""
+    """Encoders (reused when valid), synthetic data, every router, stable pointers.
+
+    The routers are trained on ``encoder_variant`` (int8 variants embed one prompt per run,
+    as they serve), which the service then loads from ``out_dir/encoder``.
+    """
     started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    encoder_dir = ensure_encoder(out_dir / "encoder")
+    encoder_dir = ensure_serving_encoder(out_dir, encoder_variant)
     data_dir = write_synthetic(out_dir / "data", n=n, seed=seed)
     encoder = OnnxEncoder(encoder_dir, intra_op_threads=2)
     prepared = prepare(data_dir, encoder, split_seed=seed)

@@ -99,9 +99,9 @@ async def _level(
                     latencies.append((time.perf_counter() - started) * 1e3)
                 i += 1
 
-        began = time.perf_counter()
+        began, started_unix = time.perf_counter(), time.time()
         await asyncio.gather(*(worker(k) for k in range(concurrency)))
-        elapsed = time.perf_counter() - began
+        elapsed, ended_unix = time.perf_counter() - began, time.time()
     finally:
         await asyncio.gather(*(c.close(None) for c in channels))
     return {
@@ -109,6 +109,8 @@ async def _level(
         "connections": count,
         "throughput_rps": len(latencies) / elapsed,
         "errors": errors,
+        "started_unix": started_unix,  # the load window, for probes taken meanwhile
+        "ended_unix": ended_unix,
         **percentiles(latencies),
     }
 

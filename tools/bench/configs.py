@@ -1,15 +1,19 @@
 """The encoder configurations `make bench` compares, and the bundles it builds for them once.
 
-    ARTIFACTS/encoder, knn, mlp, data      fp32, from ``python -m trainer build``
-    ARTIFACTS/knn-k10                      a second fp32 KNN version (RSS with three loaded)
-    ARTIFACTS/int8/encoder                 ``trainer quantize`` of ARTIFACTS/encoder
-    ARTIFACTS/int8/knn, mlp, knn-k10       the same routers trained on the int8 encoder
+    ARTIFACTS/encoder, knn, mlp, data      the default, from ``python -m trainer build``
+                                           (int8-t128 unless built with --encoder-variant)
+    ARTIFACTS/encoder-fp32                 the exported fp32 encoder the default derives from
+    ARTIFACTS/knn-k10                      a second KNN version (RSS with three loaded)
+    ARTIFACTS/fp32/encoder                 -> ../encoder-fp32: the reference configuration
+    ARTIFACTS/fp32/knn, mlp, knn-k10       the same routers trained on the fp32 encoder
     ARTIFACTS/.bench-built                 stamp: the inputs the above were built from
 
 Each configuration keeps the ``trainer build`` layout (``encoder`` beside the bundle
-pointers), and a bundle pins its encoder's hash, so the int8 bundles only load with the int8
-encoder. The build is skipped while the stamp matches the fp32 encoder and the data and every
-pointer resolves; delete the stamp to force it.
+pointers), and a bundle pins its encoder's hash, so the fp32 bundles only load with the fp32
+encoder. The default configuration comes first: every BRIEF target is judged on it; fp32 at
+256 tokens is measured beside it as the reference (skipped when the default is fp32). The
+build is skipped while the stamp matches both encoders and the data and every pointer
+resolves; delete the stamp to force it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +29,10 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 STAMP = ".bench-built"
-RECIPE = 1  # bump when what ensure_built writes changes
+RECIPE = 2  # bump when what ensure_built writes changes
 SEED = 7  # the split and training seed `python -m trainer build` uses
-INT8_ROOT = "int8"
+SOURCE_ENCODER = "encoder-fp32"  # as trainer.pipeline.SOURCE_ENCODER (not imported: numpy)
+REFERENCE = "fp32"
 # pointer name -> (router type, parameters); "knn" and "mlp" as `trainer build` trains them.
 ROUTERS: dict[str, tuple[str, Mapping[str, object]]] = {
     "knn": ("knn", {}),
@@ -41,6 +47,7 @@ class EncoderConfig:
 
     name: str
     root: Path
+    default: bool = False
 
     @property
     def encoder_dir(self) -> Path:
@@ -59,13 +66,24 @@ class EncoderConfig:
         return ["--encoder", str(self.encoder_dir)]
 
 
+def encoder_variant(encoder_dir: Path) -> str:
+    """The variant name in ``encoder_dir/encoder.json`` (``int8-t128``, ``fp32`` ...)."""
+    manifest = json.loads((encoder_dir / "encoder.json").read_text())
+    return str(manifest["identity"]["variant"])
+
+
 def configurations(artifacts: Path) -> list[EncoderConfig]:
-    return [EncoderConfig("fp32", artifacts), EncoderConfig("int8", artifacts / INT8_ROOT)]
+    """The default configuration first, then the fp32 reference unless the default is fp32."""
+    default = EncoderConfig(encoder_variant(artifacts / "encoder"), artifacts, default=True)
+    if default.name == REFERENCE:
+        return [default]
+    return [default, EncoderConfig(REFERENCE, artifacts / REFERENCE)]
 
 
 def _inputs_key(artifacts: Path) -> dict[str, object]:
     digest = hashlib.sha256()
-    for path in [*sorted((artifacts / "data").iterdir()), artifacts / "encoder/encoder.json"]:
+    files = [artifacts / "encoder/encoder.json", artifacts / SOURCE_ENCODER / "encoder.json"]
+    for path in [*sorted((artifacts / "data").iterdir()), *files]:
         if path.is_file():
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return {"recipe": RECIPE, "inputs_sha256": digest.hexdigest()}
@@ -100,18 +118,25 @@ def _train(root: Path, data_dir: Path, names: list[str], cache_dir: Path | None)
 
 
 def ensure_built(artifacts: Path, cache_dir: Path | None = None) -> list[EncoderConfig]:
-    """The fp32 and int8 configurations, building what the bench adds to ARTIFACTS if stale."""
+    """The configurations, building what the bench adds to ARTIFACTS if stale."""
+    if not (artifacts / SOURCE_ENCODER / "encoder.json").is_file():
+        raise SystemExit(
+            f"{artifacts / SOURCE_ENCODER} is missing: run `make artifacts` (python -m trainer "
+            f"build --out {artifacts}) first"
+        )
     key = _inputs_key(artifacts)
     if _is_built(artifacts, key):
         return configurations(artifacts)
-    from trainer.encoder_variants import quantize_int8
-
-    fp32, int8 = configurations(artifacts)
+    found = configurations(artifacts)
     data_dir = artifacts / "data"
     print("building the bench's extra bundles (once; cached by ARTIFACTS/.bench-built) ...")
-    _train(fp32.root, data_dir, ["knn-k10"], cache_dir)
-    variant = quantize_int8(fp32.encoder_dir, int8.encoder_dir)
-    print(f"  int8 encoder: cosine to fp32 min {variant.min_cosine:.3f}", flush=True)
-    _train(int8.root, data_dir, list(ROUTERS), cache_dir)
+    _train(found[0].root, data_dir, ["knn-k10"], cache_dir)
+    for reference in found[1:]:
+        reference.root.mkdir(exist_ok=True)
+        link = reference.encoder_dir
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        os.symlink(Path("..") / SOURCE_ENCODER, link, target_is_directory=True)
+        _train(reference.root, data_dir, list(ROUTERS), cache_dir)
     (artifacts / STAMP).write_text(json.dumps(key) + "\n")
-    return [fp32, int8]
+    return found

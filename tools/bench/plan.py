@@ -20,6 +20,8 @@ class Plan:
     seeds_min_requests: int = 30  # per prompt class (a long prompt takes ~1 s the seeds' way)
     model_seconds: float = 3.0  # per level of the process-model sweeps
     batched_sweep: bool = True
+    health_seconds: float = 8.0  # Route saturated while Health/Check is probed
+    starts: int = 5  # cold starts per configuration (median reported)
 
     @classmethod
     def quick(cls) -> Plan:
@@ -33,6 +35,8 @@ class Plan:
             seeds_min_requests=3,
             model_seconds=1.0,
             batched_sweep=False,
+            health_seconds=2.0,
+            starts=2,
         )
 
     def with_seconds(self, seconds: float | None) -> Plan:

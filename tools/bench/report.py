@@ -15,6 +15,13 @@ P99_TARGET_MS = 10.0
 P99_USER_BAR_MS = 50.0
 SATURATION_TARGET = 0.80
 SEEDS_SPEEDUP_TARGET = 5.0
+SEEDS_LONG_SPEEDUP_TARGET = 2.0  # 256-token prompts, at equal measured quality
+HEALTH_UNDER_LOAD_TARGET_MS = 100.0  # kubelet probes must not queue behind encoder work
+# Set from measurement (docs/performance.md, "Start-up and memory"): int8-t128 reached SERVING
+# in ~1.1 s median and held ~172 MB after warm-up on the 2-vCPU build machine; the bars leave
+# room for a busy node and catch a regression (say, torch imported at start) at once.
+COLD_START_TARGET_S = 3.0
+RSS_TARGET_MB = 224.0
 STRATEGY_ADDS_TARGET_MS = 1.0
 OPEN_BREAKER_TARGET_MS = 0.1
 HPA_BARS_MS = (P99_TARGET_MS, P99_USER_BAR_MS)
@@ -65,9 +72,13 @@ def ratios(config: Figures, seeds: Figures | None) -> dict[str, float]:
 
 
 def targets(config: Figures) -> list[dict[str, Any]]:
-    """Each BRIEF §4 latency/throughput target: the figure, the bar, met or not."""
+    """Each BRIEF §4 target `make bench` measures: the figure, the bar, met or not."""
     grpc, r = config["grpc"], config["ratios"]
     litellm = grpc["litellm"]
+    health = grpc["health_saturated"]["health"]
+    startup = config["startup"]
+    # A failed or unanswered probe counts as an infinitely slow one.
+    health_max = health["max_ms"] if health["failed"] == 0 else float("inf")
 
     def row(name: str, value: float | None, bar: float, unit: str, at_most: bool) -> dict:
         met = None if value is None else (value <= bar if at_most else value >= bar)
@@ -84,15 +95,26 @@ def targets(config: Figures) -> list[dict[str, Any]]:
             STRATEGY_ADDS_TARGET_MS, "ms", True),
         row("open-breaker pick <= 0.1 ms p50", litellm["open_p50_ms"],
             OPEN_BREAKER_TARGET_MS, "ms", True),
+        row(">= 2x lower p50 than the seeds (256 tok)", r.get("seeds_p50_over_grpc_p50_long_code"),
+            SEEDS_LONG_SPEEDUP_TARGET, "x", False),
+        row("Health/Check max under saturation < 100ms", health_max if health["n"] else None,
+            HEALTH_UNDER_LOAD_TARGET_MS, "ms", True),
+        row("cold start to SERVING <= 3 s (median)", startup["serving_ms_median"] / 1e3,
+            COLD_START_TARGET_S, "s", True),
+        row("RSS per replica after warm-up <= 224 MB", startup["rss_mb_warm_median"],
+            RSS_TARGET_MB, "MB", True),
     ]  # fmt: skip
 
 
+def default_config(configs: Figures) -> str:
+    """The configuration `trainer build` makes (marked ``default``), else the first."""
+    return next((n for n, c in configs.items() if c.get("default")), next(iter(configs)))
+
+
 def recommend(results: Figures) -> dict[str, Any]:
-    """The configuration with the highest gRPC saturation, its best process model, the HPA rule."""
+    """The default configuration, its best process model, the HPA rule."""
     configs = results["configs"]
-    name = max(
-        configs, key=lambda n: saturation(configs[n]["grpc"]["levels_short"])["throughput_rps"]
-    )
+    name = default_config(configs)
     out: dict[str, Any] = {"config": name, "process_model": "threads"}
     levels = configs[name]["grpc"]["levels_short"]
     source = f"{name}, default process model, one connection"
@@ -119,7 +141,9 @@ def summarize(results: dict[str, Any]) -> None:
 def _met(value: float | None, met: bool | None, unit: str) -> str:
     if value is None or met is None:
         return "not measured"
-    shown = f"{value:.3f} {unit}" if unit == "ms" else f"{value:.2f}{unit}"
+    shown = {"ms": f"{value:.3f} ms", "x": f"{value:.2f}x", "s": f"{value:.2f} s"}.get(
+        unit, f"{value:.0f} {unit}"
+    )
     return f"{shown} {'MET' if met else 'NOT MET'}"
 
 
@@ -174,6 +198,19 @@ def _config_section(name: str, c: Figures, seeds: Figures | None) -> list[str]:
     ):
         out.append(f"  {label:<51}{lt[key + '_p50_ms']:8.3f} {lt[key + '_p99_ms']:8.3f}")
     out.append(f"  the strategy adds {lt['added_p50_ms']:.3f} ms p50 over the bare Route call")
+    hs = g["health_saturated"]
+    route, health = hs["route"], hs["health"]
+    st = c["startup"]
+    out += [
+        f"Health/Check while Route is saturated (concurrency {route['concurrency']:.0f}: "
+        f"{route['throughput_rps']:.1f} q/s, p99 {route['p99_ms']:.2f} ms): {health['n']} "
+        f"probes, one every {health['interval_ms']:.0f} ms on a fresh connection, p50 "
+        f"{health['p50_ms']:.2f} / p99 {health['p99_ms']:.2f} / max {health['max_ms']:.2f} ms, "
+        f"{health['failed']} failed",
+        f"cold start, spawn to SERVING ({st['starts']} starts): median "
+        f"{st['serving_ms_median'] / 1e3:.2f} s, max {st['serving_ms_max'] / 1e3:.2f} s; RSS "
+        f"after warm-up {st['rss_mb_warm_median']:.0f} MB (median)",
+    ]
     rss = c["rss"]
     versions = ", ".join(f"{v['router_type']}:{v['version']}" for v in rss["versions_loaded"])
     out += [
@@ -231,9 +268,12 @@ def _hpa_lines(rec: Figures, cpus: int) -> list[str]:
 
 def _targets_table(configs: Figures) -> list[str]:
     names = list(configs)
-    out = ["\n== BRIEF §4 targets, this run ==", f"  {'target':<42}" + "".join(
-        f" {n:>26}" for n in names
-    )]  # fmt: skip
+    default = default_config(configs)
+    heads = [f"{n} (default)" if n == default else n for n in names]
+    out = [
+        f"\n== BRIEF §4 targets, this run (judged on the default configuration, {default}) ==",
+        f"  {'target':<42}" + "".join(f" {h:>26}" for h in heads),
+    ]
     rows = [configs[n]["targets"] for n in names]
     for i, first in enumerate(rows[0]):
         cells = "".join(f" {_met(r[i]['value'], r[i]['met'], r[i]['unit']):>26}" for r in rows)
@@ -266,7 +306,7 @@ def render(results: Figures) -> str:
         lines += _process_model_section(pm)
     rec = results["recommendation"]
     lines.append(
-        f"\nrecommended: the {rec['config']} encoder (highest gRPC saturation), process model "
+        f"\ndefault configuration: the {rec['config']} encoder, best process model "
         f"{rec['process_model']!r}"
     )
     lines += _hpa_lines(rec, results["machine"]["cpus"])

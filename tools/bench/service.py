@@ -82,8 +82,10 @@ def start_service(
 
 
 def over_grpc(config: EncoderConfig, plan: Plan) -> dict[str, object]:
-    """Sequential latency per prompt class, the concurrency sweep, and the LiteLLM strategy."""
+    """Sequential latency per prompt class, the concurrency sweep, Health/Check probed while
+    Route is saturated (at the sweep's highest concurrency), and the LiteLLM strategy."""
     from tools.bench.gateway_overhead import measure
+    from tools.bench.replica import health_under_saturation
 
     service = start_service(config)
     address = service.address
@@ -93,9 +95,13 @@ def over_grpc(config: EncoderConfig, plan: Plan) -> dict[str, object]:
             n = str(plan.sequential[klass])
             out[klass] = client(address, "--klass", klass, "--sequential", n)["sequential"]
         cpu0, t0 = cpu_seconds(service.pid), time.perf_counter()
-        out["levels_short"] = sweep(address, plan, plan.seconds)
+        out["levels_short"] = levels = sweep(address, plan, plan.seconds)
         out["sweep_service_cores"] = (cpu_seconds(service.pid) - cpu0) / (time.perf_counter() - t0)
         out["rss_mb_after_load"] = rss_mb(service.pid)
+        past_saturation = max(int(lv["concurrency"]) for lv in levels)
+        out["health_saturated"] = health_under_saturation(
+            address, past_saturation, plan.health_seconds
+        )
         names = read_manifest(config.bundle_dir).model_names
         out["litellm"] = measure(address, names, plan.overhead_picks)
         return out
@@ -134,7 +140,7 @@ def rss_three_bundles(config: EncoderConfig) -> dict[str, object]:
         service = start_service(config, bundle=pointer, env=env)
         try:
             with grpc.insecure_channel(service.address) as channel:
-                _route_each_class(channel)
+                route_each_class(channel)
                 one = rss_mb(service.pid)
                 admin = admin_pb2_grpc.AdminServiceStub(channel)
                 for bundle in bundles[1:]:
@@ -144,7 +150,7 @@ def rss_three_bundles(config: EncoderConfig) -> dict[str, object]:
                     admin.Reload(
                         admin_pb2.ReloadRequest(reason="bench"), metadata=auth, timeout=120
                     )
-                    _route_each_class(channel)
+                    route_each_class(channel)
                 versions = admin.ListVersions(admin_pb2.ListVersionsRequest(), metadata=auth)
                 status = admin.GetStatus(admin_pb2.GetStatusRequest(), metadata=auth)
             three = rss_mb(service.pid)
@@ -161,7 +167,7 @@ def rss_three_bundles(config: EncoderConfig) -> dict[str, object]:
     }
 
 
-def _route_each_class(channel: grpc.Channel) -> None:
+def route_each_class(channel: grpc.Channel) -> None:
     """A few Route calls of every prompt class: RSS after real work, not just after loading."""
     from routeiq.decision.v1 import decision_pb2_grpc
 

@@ -34,10 +34,39 @@ def test_hpa_sizing_takes_the_fastest_level_within_the_bar_per_core() -> None:
     assert report.hpa_sizing([_level(1, 90, 8, errors=1)], cpus=2, p99_ms=10) is None
 
 
-def _config(p99_short: float) -> dict[str, Any]:
+def _config(
+    p99_short: float,
+    *,
+    default: bool = False,
+    long_p50: float = 6.0,
+    health_max: float = 20.0,
+    health_failed: int = 0,
+    serving_ms: float = 1200.0,
+    rss_warm: float = 180.0,
+) -> dict[str, Any]:
     klass = {"p50_ms": 5.0, "p99_ms": p99_short, "n": 10, "tokens": [8, 16]}
     grpc_klass = {"client": {"p50_ms": 6.0, "p99_ms": p99_short, "p999_ms": 12.0}}
+    long_klass = {"client": {"p50_ms": long_p50, "p99_ms": long_p50, "p999_ms": long_p50}}
+    health = {
+        "n": 40,
+        "p50_ms": 3.0,
+        "p99_ms": health_max,
+        "p999_ms": health_max,
+        "mean_ms": 4.0,
+        "max_ms": health_max,
+        "failed": health_failed,
+        "interval_ms": 50.0,
+    }
     return {
+        "default": default,
+        "startup": {
+            "starts": 3,
+            "serving_ms": [serving_ms] * 3,
+            "serving_ms_median": serving_ms,
+            "serving_ms_max": serving_ms,
+            "rss_mb_warm": [rss_warm] * 3,
+            "rss_mb_warm_median": rss_warm,
+        },
         "encoder_dir": "e",
         "bundle_dir": "b",
         "in_process": {
@@ -47,8 +76,10 @@ def _config(p99_short: float) -> dict[str, Any]:
             "threads": 2,
         },
         "grpc": {
-            **{k: grpc_klass for k in ("short", "paragraph", "long_code")},
+            **{k: grpc_klass for k in ("short", "paragraph")},
+            "long_code": long_klass,
             "levels_short": LEVELS,
+            "health_saturated": {"route": _level(16, 170, 90), "health": health},
             "sweep_service_cores": 1.9,
             "rss_mb": 200.0,
             "rss_mb_after_load": 210.0,
@@ -83,25 +114,56 @@ def test_summary_marks_each_target_and_recommends_the_faster_process_model() -> 
     }
     results: dict[str, Any] = {
         "machine": {"cpus": 2},
-        "configs": {"fp32": _config(p99_short=12.0), "int8": _config(p99_short=9.0)},
+        "configs": {
+            "int8-t128": _config(p99_short=9.0, default=True),
+            # long prompts 60/40 = 1.5x the seeds, a probe failed, slow start, too much memory
+            "fp32": _config(
+                p99_short=12.0, long_p50=40.0, health_failed=1, serving_ms=3500.0, rss_warm=260.0
+            ),
+        },
         "seeds": {k: {"p50_ms": 60.0, "p99_ms": 70.0} for k in ("short", "paragraph", "long_code")}
         | {"train_rows": 5},
         "process_model": {
-            "config": "fp32",
+            "config": "int8-t128",
             "best": "reuseport",
             "models": [model, {"model": "threads", "description": "d", "error": "no"}],
         },
     }
     report.summarize(results)
     met = {name: [t["met"] for t in c["targets"]] for name, c in results["configs"].items()}
-    # p99 short, saturation (176/200), seeds (60/6), strategy adds, open breaker
-    assert met == {"fp32": [False, True, True, True, True], "int8": [True, True, True, True, True]}
+    # p99 short, saturation (176/200), seeds short (60/6), strategy adds, open breaker,
+    # seeds long (60/6 vs 60/40), health under saturation, cold start, RSS after warm-up
+    assert met == {
+        "int8-t128": [True] * 9,
+        "fp32": [False, True, True, True, True, False, False, False, False],
+    }
+    names = [t["target"] for t in results["configs"]["fp32"]["targets"]]
+    assert names[5:] == [
+        ">= 2x lower p50 than the seeds (256 tok)",
+        "Health/Check max under saturation < 100ms",
+        "cold start to SERVING <= 3 s (median)",
+        "RSS per replica after warm-up <= 224 MB",
+    ]
+    assert results["configs"]["fp32"]["targets"][6]["value"] == float("inf")
     rec = results["recommendation"]
-    assert (rec["config"], rec["process_model"]) == ("fp32", "reuseport")
+    # the default configuration, not the first one listed nor the fastest, is recommended
+    assert (rec["config"], rec["process_model"]) == ("int8-t128", "reuseport")
     assert rec["hpa"][report.hpa_key(10)]["rps"] == 160
     text = report.render(results)
     assert "size the HPA at 80 requests/s per core for p99 <= 10 ms" in text
     assert "NOT MET" in text and "not measured: no" in text
+    table = text[text.index("== BRIEF §4 targets") :].splitlines()
+    assert "judged on the default configuration, int8-t128" in table[0]
+    assert "int8-t128 (default)" in table[1]
+    assert len(table) == 2 + 9
+    rows = {line[:44].strip(): line[44:] for line in table[2:]}
+    assert rows["cold start to SERVING <= 3 s (median)"].split() == [
+        "1.20", "s", "MET", "3.50", "s", "NOT", "MET"
+    ]  # fmt: skip
+    assert rows["RSS per replica after warm-up <= 224 MB"].split()[:3] == ["180", "MB", "MET"]
+    assert "20.000 ms MET" in rows["Health/Check max under saturation < 100ms"]
+    assert "Health/Check while Route is saturated (concurrency 16" in text
+    assert "cold start, spawn to SERVING (3 starts): median 1.20 s" in text
 
 
 def test_sweep_stops_after_two_levels_that_add_too_little(
