@@ -28,7 +28,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed
 
-# Encoder (exported once, reused), synthetic data, KNN and MLP bundles.
+# Encoders (fp32 exported once into encoder-fp32, the int8-t128 default derived into encoder;
+# both reused), synthetic data, KNN and MLP bundles trained on the default.
 $(ARTIFACTS)/.built: $(VENV)/.installed $(shell find trainer decision_service -name '*.py' 2>/dev/null)
 	$(PY) -m trainer build --out $(ARTIFACTS)
 	touch $@
@@ -38,9 +39,10 @@ artifacts: $(ARTIFACTS)/.built
 demo: $(ARTIFACTS)/.built
 	$(PY) -m tools.demo --artifacts $(ARTIFACTS)
 
-# Latency/throughput for the fp32 and int8 encoders (int8 built once into $(ARTIFACTS)/int8):
-# in process, over gRPC from another process, the seeds' way, the LiteLLM strategy, RSS with
-# three bundles, the process model and the HPA rule; BRIEF targets MET / NOT MET. ~10 min.
+# Latency/throughput of the default configuration (int8-t128, what `make artifacts` builds) and
+# the fp32 reference (built once into $(ARTIFACTS)/fp32): in process, over gRPC from another
+# process, the seeds' way, the LiteLLM strategy, Health/Check under saturation, cold start and
+# RSS, the process model and the HPA rule; every BRIEF target MET / NOT MET. ~12 min.
 # Smoke run: make bench BENCH_ARGS=--quick
 bench: $(ARTIFACTS)/.built
 	$(PY) -m tools.bench.run --artifacts $(ARTIFACTS) --out bench-results.json $(BENCH_ARGS)
@@ -113,8 +115,8 @@ proxy-venv: $(PROXY_VENV)/.installed
 DATA ?= ../shared/data/routellm-mmlu
 .PHONY: bench-quality
 bench-quality: $(VENV)/.installed
-	$(PY) -m trainer encoder --out $(ARTIFACTS)/encoder
-	$(PY) -m tools.quality bench-quality --data $(DATA) --encoder $(ARTIFACTS)/encoder \
+	$(PY) -m trainer encoder --out $(ARTIFACTS)/encoder-fp32
+	$(PY) -m tools.quality bench-quality --data $(DATA) --encoder $(ARTIFACTS)/encoder-fp32 \
 		--out $(ARTIFACTS)/bench-quality --cache .cache/embeddings
 
 # The int8 encoder and shorter token limits beside fp32 at 256 tokens, on the same split: each
@@ -123,8 +125,8 @@ bench-quality: $(VENV)/.installed
 # latency. Figures in $(ARTIFACTS)/bench-encoder/bench_encoder.json.
 .PHONY: bench-encoder
 bench-encoder: $(VENV)/.installed
-	$(PY) -m trainer encoder --out $(ARTIFACTS)/encoder
-	$(PY) -m tools.quality bench-encoder --data $(DATA) --encoder $(ARTIFACTS)/encoder \
+	$(PY) -m trainer encoder --out $(ARTIFACTS)/encoder-fp32
+	$(PY) -m tools.quality bench-encoder --data $(DATA) --encoder $(ARTIFACTS)/encoder-fp32 \
 		--out $(ARTIFACTS)/bench-encoder --cache .cache/embeddings
 
 # What the LiteLLM strategy adds over a bare Route call, and the open-breaker pick (prints p50/p99).

@@ -1,8 +1,8 @@
 """``python -m trainer``: export the encoder, make data, train routers, build everything.
 
-    python -m trainer encoder --out artifacts/encoder
-    python -m trainer quantize --encoder artifacts/encoder --out artifacts-int8/encoder
-    python -m trainer encoder-variant --encoder artifacts/encoder --out DIR [--int8]
+    python -m trainer encoder --out artifacts/encoder-fp32
+    python -m trainer quantize --encoder artifacts/encoder-fp32 --out artifacts-int8/encoder
+    python -m trainer encoder-variant --encoder artifacts/encoder-fp32 --out DIR [--int8]
                               [--max-tokens 128]
     python -m trainer synth   --out artifacts/data [-n 1800] [--seed 7]
     python -m trainer train   --router knn --data artifacts/data --encoder artifacts/encoder \\
