@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-from sklearn.neighbors import KNeighborsRegressor
+from sklearn.neighbors import KNeighborsRegressor, NearestNeighbors
 
 from trainer.routers.base import INPUT_NAME, OUTPUT_NAME
 
@@ -60,7 +60,14 @@ class KnnRouter:
             raise ValueError("knn k must be a positive integer")
         return cls(k=k)
 
-    def fit(self, embeddings: np.ndarray, labels: np.ndarray) -> None:
+    def fit(
+        self, embeddings: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None
+    ) -> None:
+        """``weights`` [n, m] marks observed cells (> 0, e.g. inverse propensity): each
+        model's column is first replaced by the masked neighbour average of that model's
+        observed labels (``masked_neighbour_average``), so the graph stays the plain KNN."""
+        if weights is not None:
+            labels = masked_neighbour_average(embeddings, labels, weights, self.k)
         # Identical embeddings (e.g. prompts that share a passage longer than the encoder's
         # token limit) are one point with their labels averaged: they cannot be told apart,
         # and as separate points they tie, which sklearn and TopK may break differently.
@@ -166,3 +173,26 @@ class KnnRouter:
         onnx_model.ir_version = 8
         onnx.checker.check_model(onnx_model, full_check=True)
         return onnx_model.SerializeToString()
+
+
+def masked_neighbour_average(
+    embeddings: np.ndarray, labels: np.ndarray, weights: np.ndarray, k: int
+) -> np.ndarray:
+    """Per model, every row's label becomes the weighted average of the ``k`` nearest rows
+    where that model was observed (weight ``weights[i, j] / distance``): unobserved cells
+    never count as 0 or 1, and an often-explored model does not outvote a rarely-served one
+    beyond its inverse propensity. A model never observed gets 0.5 (no information)."""
+    x = np.asarray(embeddings, np.float32)
+    y = np.asarray(labels, np.float64)
+    w = np.asarray(weights, np.float64)
+    out = np.full(y.shape, 0.5)
+    for j in range(y.shape[1]):
+        seen = np.flatnonzero(w[:, j] > 0)
+        if seen.size == 0:
+            continue
+        finder = NearestNeighbors(n_neighbors=min(k, seen.size)).fit(x[seen])
+        distance, index = finder.kneighbors(x)
+        # The floor keeps a row's own observation dominant without dividing by zero.
+        cell = w[seen[index], j] / np.maximum(distance, 1e-6)
+        out[:, j] = (cell * y[seen[index], j]).sum(axis=1) / cell.sum(axis=1)
+    return out.astype(np.float32)

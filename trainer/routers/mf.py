@@ -81,13 +81,22 @@ class MfRouter:
             raise RuntimeError("mf router is not fitted")
         return self._net
 
-    def fit(self, embeddings: np.ndarray, labels: np.ndarray) -> None:
+    def fit(
+        self, embeddings: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None
+    ) -> None:
+        """``weights`` [n, m]: per-cell loss weights (0 = unobserved), see ``train_bce``."""
         torch.manual_seed(self.seed)
         torch.set_flush_denormal(True)
         x, y = as_tensor(embeddings), as_tensor(labels)
+        w = as_tensor(weights) if weights is not None else None
         net = _MfNet(x.shape[1], y.shape[1], self.rank)
         with torch.no_grad():  # start from each model's base rate
-            mean = y.mean(dim=0).clamp(1e-3, 1 - 1e-3)
+            if w is None:
+                mean = y.mean(dim=0).clamp(1e-3, 1 - 1e-3)
+            else:  # the observed cells' weighted base rate; 0.5 for a never-observed model
+                seen = w.sum(dim=0)
+                rate = torch.where(seen > 0, (w * y).sum(dim=0) / seen.clamp_min(1e-12), 0.5)
+                mean = rate.clamp(1e-3, 1 - 1e-3)
             net.model_bias.copy_(torch.log(mean / (1 - mean)))
         self._losses = train_bce(
             net,
@@ -98,6 +107,7 @@ class MfRouter:
             learning_rate=self.learning_rate,
             weight_decay=self.weight_decay,
             seed=self.seed,
+            weights=w,
         )
         self._net = net
 

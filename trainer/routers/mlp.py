@@ -84,10 +84,14 @@ class MlpRouter:
             raise RuntimeError("mlp router is not fitted")
         return self._net
 
-    def fit(self, embeddings: np.ndarray, labels: np.ndarray) -> None:
+    def fit(
+        self, embeddings: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None
+    ) -> None:
+        """``weights`` [n, m]: per-cell loss weights (0 = unobserved), see ``train_bce``."""
         torch.manual_seed(self.seed)
         torch.set_flush_denormal(True)  # denormal weights can slow CPU training many-fold
         x, y = as_tensor(embeddings), as_tensor(labels)
+        w = as_tensor(weights) if weights is not None else None
         net = _Net(x.shape[1], self.hidden, y.shape[1], self.dropout)
         self._losses = train_bce(
             net,
@@ -98,6 +102,7 @@ class MlpRouter:
             learning_rate=self.learning_rate,
             weight_decay=self.weight_decay,
             seed=self.seed,
+            weights=w,
         )
         self._net = net
 

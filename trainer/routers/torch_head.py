@@ -1,7 +1,9 @@
 """What the torch-trained routers (MLP, MF) share: sigmoid outputs, BCE training, export.
 
 Each router defines its own network producing one logit per candidate model; this module
-trains it on 0/1 quality labels, predicts probabilities, and exports the probabilities
+trains it on 0/1 quality labels (optionally weighted per cell: traffic observes only the
+served model, so its other cells weigh 0 and the served one its inverse propensity),
+predicts probabilities, and exports the probabilities
 graph with ``torch.onnx`` (the TorchScript exporter, ``dynamo=False``: the checked recipe).
 """
 
@@ -45,11 +47,17 @@ def train_bce(
     learning_rate: float,
     weight_decay: float,
     seed: int,
+    weights: torch.Tensor | None = None,
 ) -> list[float]:
-    """Mini-batch AdamW on binary cross-entropy of the logits; returns the loss per epoch."""
+    """Mini-batch AdamW on binary cross-entropy of the logits; returns the loss per epoch.
+
+    ``weights`` (same shape as ``y``, >= 0) scale each cell's loss and the batch loss is
+    their weighted mean: a cell of weight 0 (an unobserved model) contributes no gradient.
+    """
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
+    cell_loss = nn.BCEWithLogitsLoss(reduction="none")
     net.train()
     losses = []
     for _ in range(epochs):
@@ -58,7 +66,12 @@ def train_bce(
         for start in range(0, x.shape[0], batch_size):
             index = order[start : start + batch_size]
             optimiser.zero_grad()
-            loss = loss_fn(net(x[index]), y[index])
+            if weights is None:
+                loss = loss_fn(net(x[index]), y[index])
+            else:
+                w = weights[index]
+                # A batch with no observed cell has no signal; clamp keeps it a zero loss.
+                loss = (cell_loss(net(x[index]), y[index]) * w).sum() / w.sum().clamp_min(1e-12)
             loss.backward()
             optimiser.step()
             total += float(loss.detach()) * len(index)

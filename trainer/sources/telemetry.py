@@ -183,7 +183,9 @@ def _quality(outcome: dict[str, Any]) -> float | None:
 
 
 # ---- Jaeger
-def _jaeger_events(trace: dict[str, Any], report: TelemetryReport) -> Iterator[dict[str, object]]:
+def _jaeger_events(
+    trace: dict[str, Any], report: TelemetryReport, names: frozenset[str] = frozenset({EVENT_NAME})
+) -> Iterator[dict[str, object]]:
     for span in trace.get("spans") or []:
         if not isinstance(span, dict):
             report.skipped["span_malformed"] += 1
@@ -195,7 +197,7 @@ def _jaeger_events(trace: dict[str, Any], report: TelemetryReport) -> Iterator[d
                 for f in (log.get("fields") or [] if isinstance(log, dict) else [])
                 if isinstance(f, dict)
             }
-            if fields.get("event") == EVENT_NAME:
+            if fields.get("event") in names:
                 yield fields
 
 
@@ -221,6 +223,38 @@ def read_jaeger(
     """Every decision example in ``[start_us, end_us]`` (Unix µs) for ``service``."""
     report = TelemetryReport()
     examples: list[DecisionExample] = []
+    traces = iter_jaeger_traces(
+        base_url,
+        report,
+        service=service,
+        start_us=start_us,
+        end_us=end_us,
+        page_size=page_size,
+        max_traces=max_traces,
+        client=client,
+        timeout_s=timeout_s,
+    )
+    for trace in traces:
+        for fields in _jaeger_events(trace, report):
+            example = parse_payload(fields.get(PAYLOAD_KEY), report, fields)
+            if example is not None:
+                examples.append(example)
+    return examples, report
+
+
+def iter_jaeger_traces(
+    base_url: str,
+    report: TelemetryReport,
+    *,
+    service: str,
+    start_us: int,
+    end_us: int,
+    page_size: int = 100,
+    max_traces: int = 100_000,
+    client: httpx.Client | None = None,
+    timeout_s: float = 30.0,
+) -> Iterator[dict[str, Any]]:
+    """Each trace in the window once, newest page first (see the module docstring)."""
     seen: set[str] = set()
     own = client is None
     http = client or httpx.Client(timeout=timeout_s)
@@ -252,17 +286,13 @@ def read_jaeger(
                 if trace_id in seen:
                     continue
                 seen.add(trace_id)
-                for fields in _jaeger_events(trace, report):
-                    example = parse_payload(fields.get(PAYLOAD_KEY), report, fields)
-                    if example is not None:
-                        examples.append(example)
+                yield trace
             if len(traces) < page_size or oldest is None or oldest - 1 >= end:
                 break
             end = oldest - 1
     finally:
         if own:
             http.close()
-    return examples, report
 
 
 # ---- OTLP JSON (Collector file exporter)
@@ -298,19 +328,10 @@ def read_otlp_json(paths: Iterable[Path]) -> tuple[list[DecisionExample], Teleme
                 continue
             objects += isinstance(request, dict)
             first_bad = first_bad or (None if isinstance(request, dict) else number)
-            for span in _otlp_spans(request, report):
-                report.spans_seen += 1
-                for event in span.get("events") or []:
-                    if not isinstance(event, dict) or event.get("name") != EVENT_NAME:
-                        continue
-                    attributes: dict[str, object] = {
-                        str(a.get("key")): _attribute_value(a.get("value"))
-                        for a in event.get("attributes") or []
-                        if isinstance(a, dict)
-                    }
-                    example = parse_payload(attributes.get(PAYLOAD_KEY), report, attributes)
-                    if example is not None:
-                        examples.append(example)
+            for _, attributes in otlp_events(request, report):
+                example = parse_payload(attributes.get(PAYLOAD_KEY), report, attributes)
+                if example is not None:
+                    examples.append(example)
         if first_bad is not None and not objects:
             raise RoutingDataError(
                 "no line is an OTLP JSON object",
@@ -320,6 +341,25 @@ def read_otlp_json(paths: Iterable[Path]) -> tuple[list[DecisionExample], Teleme
                 "(one ExportTraceServiceRequest JSON object per line)",
             )
     return examples, report
+
+
+def otlp_events(
+    request: object, report: TelemetryReport, names: frozenset[str] = frozenset({EVENT_NAME})
+) -> Iterator[tuple[str, dict[str, object]]]:
+    """(event name, attributes) of each event named in ``names`` in one OTLP JSON request."""
+    for span in _otlp_spans(request, report):
+        report.spans_seen += 1
+        for event in span.get("events") or []:
+            if not isinstance(event, dict) or event.get("name") not in names:
+                continue
+            yield (
+                str(event["name"]),
+                {
+                    str(a.get("key")): _attribute_value(a.get("value"))
+                    for a in event.get("attributes") or []
+                    if isinstance(a, dict)
+                },
+            )
 
 
 def _otlp_spans(request: object, report: TelemetryReport) -> Iterator[dict[str, Any]]:
