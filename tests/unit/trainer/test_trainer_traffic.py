@@ -28,7 +28,11 @@ def point(kind: str, rng: np.random.Generator) -> np.ndarray:
 
 
 def decision_line(i: int, model: str, propensity: float, emb: np.ndarray | None) -> dict:
-    payload = {"contract_version": "v1", "event_id": f"d{i}", "selected_deployment": model}
+    payload: dict[str, object] = {
+        "contract_version": "v1",
+        "event_id": f"d{i}",
+        "selected_deployment": model,
+    }
     if emb is not None:
         payload["query_embedding"] = [float(x) for x in emb]
     return {
