@@ -391,7 +391,8 @@ def test_network_policy_admits_only_the_gateway_and_prometheus(objects: list[Obj
     (prometheus_peer,) = metrics_rule["from"]
     assert prometheus_peer["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
     assert "namespaceSelector" in prometheus_peer
-    assert [p["port"] for p in metrics_rule["ports"]] == ["metrics"]
+    # The service's metrics and its model-sync sidecar's, nothing else.
+    assert [p["port"] for p in metrics_rule["ports"]] == ["metrics", "sync-metrics"]
 
 
 # -- training CronJob --
@@ -438,6 +439,14 @@ def test_service_monitor_scrapes_the_metrics_port(objects: list[Obj]) -> None:
         ]
     }
     assert str(container_ports["metrics"]) == _config(objects)["ROUTEIQ_METRICS_PORT"]
+    # The sync sidecar's metrics are scraped too, on the port its settings name.
+    assert {e["port"] for e in monitor["endpoints"]} == {"metrics", "sync-metrics"}
+    deployment = find(objects, "Deployment", "decision-service")
+    sidecar_ports = {
+        p["name"]: p["containerPort"] for p in container(deployment, "model-sync")["ports"]
+    }
+    sync_config = find(objects, "ConfigMap", "model-sync-config")["data"]
+    assert str(sidecar_ports["sync-metrics"]) == sync_config["ROUTEIQ_SYNC_METRICS_PORT"]
 
 
 def test_slo_alerts_exist(objects: list[Obj]) -> None:
