@@ -189,7 +189,11 @@ class Registry:
         return version if isinstance(version, str) else None
 
     def _metric(self, version: str, metric: str) -> float:
-        value = self.metrics(version).get(metric)
+        try:
+            headline = self.metrics(version)
+        except RegistryError as exc:  # no metrics.json at all, e.g. trained from traffic
+            raise GateRefused(f"{exc}: no held-out metric {metric!r}") from None
+        value = headline.get(metric)
         if not isinstance(value, int | float):
             raise GateRefused(f"version {version} has no numeric held-out metric {metric!r}")
         return float(value)
@@ -197,7 +201,12 @@ class Registry:
     def check_gate(self, version: str, channel: str, gate: Gate) -> list[str]:
         """Reasons the gate refuses ``version`` on ``channel`` (empty: it passes)."""
         reasons = []
-        value = self._metric(version, gate.metric)
+        try:
+            value = self._metric(version, gate.metric)
+        except GateRefused as exc:
+            # A refusal like any other, so --force --reason can still promote it (a bundle
+            # trained from traffic by trainer.learn has no held-out metrics.json).
+            return [str(exc)]
         if gate.floor is not None and not _better_or_equal(gate.metric, value, gate.floor):
             reasons.append(f"{gate.metric} {value:g} is worse than the floor {gate.floor:g}")
         current = self.channel_version(channel)

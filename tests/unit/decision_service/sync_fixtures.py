@@ -50,12 +50,17 @@ def write_bundle(
     *,
     router: bytes | None = None,
     key: Ed25519PrivateKey | None = None,
+    metrics: bool = True,
 ) -> Path:
-    """``parent/<version>`` with ``parent/encoder`` expected beside it (the trainer layout)."""
+    """``parent/<version>`` with ``parent/encoder`` expected beside it (the trainer layout);
+    without ``metrics`` no metrics.json, like a bundle ``trainer.learn`` trains from traffic."""
     directory = parent / version
     directory.mkdir(parents=True)
     (directory / "router.onnx").write_bytes(router or f"router of {version}".encode() * 100)
-    (directory / "metrics.json").write_text(json.dumps({"headline": {"apgr": 0.5}}))
+    files = ["router.onnx"]
+    if metrics:
+        (directory / "metrics.json").write_text(json.dumps({"headline": {"apgr": 0.5}}))
+        files.append("metrics.json")
     manifest = BundleManifest(
         bundle_version=version,
         router_type="knn",
@@ -65,7 +70,7 @@ def write_bundle(
         default_cost_weight=0.1,
         encoder=encoder,
         router=RouterGraph(input_name="x", output_name="y", input_dim=2, output_dim=1),
-        files={n: sha256_file(directory / n) for n in ("router.onnx", "metrics.json")},
+        files={n: sha256_file(directory / n) for n in files},
         parity_tolerance=1e-5,
         encoder_tolerance=1e-3,
         samples=[Sample(prompt="hi", embedding=[0.6, 0.8], quality=[0.5])],
