@@ -33,12 +33,13 @@ class ReceivedSpan:
 class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
     """Keeps every exported span with its resource attributes; ``address`` is ``host:port``."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        """``port`` 0 picks a free one; a given port restarts a receiver where exporters point."""
         self._lock = threading.Lock()
         self._spans: list[ReceivedSpan] = []
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self, self._server)
-        port = self._server.add_insecure_port("127.0.0.1:0")
+        port = self._server.add_insecure_port(f"127.0.0.1:{port}")
         self.address = f"127.0.0.1:{port}"
         self._server.start()
 

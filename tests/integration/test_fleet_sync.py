@@ -17,6 +17,7 @@ import json
 import os
 import re
 import statistics
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,7 @@ from tools.local_service import free_loopback_port
 from trainer.cli import main as trainer_cli
 
 from .fleet import Agents, CountingS3, wait_until
+from .otlp_receiver import OtlpReceiver
 from .servers import DecisionServiceProcess, copy_bundle, metric_value, metrics_text
 
 pytestmark = pytest.mark.integration
@@ -52,6 +54,7 @@ SLOTS = 3
 GROUPS, PER_GROUP = 2, 10  # the 20 agents without a service
 BOUND_S = 5.0  # the issue's propagation bound
 TOKEN = "fleet-admin-token"
+ROUTE_METHOD = "/routeiq.decision.v1.DecisionService/Route"  # the service's span name
 T = TypeVar("T")
 AWS = {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -67,6 +70,7 @@ class Fleet:
     agents: list[Agents]  # the services' agents first, then the groups
     agent_metrics: list[int]  # /metrics ports of the services' agents
     agent_dirs: list[Path]  # every agent's models dir (23)
+    otlp: OtlpReceiver  # where the services export their spans (restartable on its port)
     stubs: list[pb_grpc.DecisionServiceStub] = field(default_factory=list)
     bootstrap: dict[str, object] = field(default_factory=dict)
 
@@ -111,6 +115,10 @@ class Fleet:
             time.sleep(0.01)
         return {"agents": sorted(agents.values()), "services": sorted(services.values())}
 
+    def restart_otlp(self) -> None:
+        port = int(self.otlp.address.rsplit(":", 1)[1])
+        self.otlp = OtlpReceiver(port)
+
     def agent_metric(self, index: int, name: str, **labels: str) -> float:
         return metric_value(metrics_text(self.agent_metrics[index]), name, **labels)
 
@@ -141,6 +149,7 @@ def fleet(trained_artifacts, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     for name, value in AWS.items():
         os.environ.setdefault(name, value)
     s3 = CountingS3(latency_s=0.02).start()
+    otlp = OtlpReceiver()
     redis_server = RedisServer(root / "redis").start()
     boto3.client("s3", endpoint_url=s3.endpoint).create_bucket(Bucket=BUCKET)
     key = Ed25519PrivateKey.generate()
@@ -176,9 +185,14 @@ def fleet(trained_artifacts, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "ROUTEIQ_ADMIN_TOKEN": TOKEN,
     }
     models = root / "models"
+    # The services trace to an OTLP endpoint the degraded test takes away and brings back.
+    traced = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{otlp.address}",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
     services = [
         DecisionServiceProcess(
-            models / f"svc-{i}" / "current", models / f"svc-{i}" / "encoder", **env
+            models / f"svc-{i}" / "current", models / f"svc-{i}" / "encoder", **env, **traced
         )
         for i in range(3)
     ]
@@ -202,7 +216,16 @@ def fleet(trained_artifacts, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         models / f"group-{g}" / f"agent-{i}" for g in range(GROUPS) for i in range(PER_GROUP)
     ]
     fleet = Fleet(
-        root, s3, redis_server, registry, versions, services, agents, agent_metrics, agent_dirs
+        root,
+        s3,
+        redis_server,
+        registry,
+        versions,
+        services,
+        agents,
+        agent_metrics,
+        agent_dirs,
+        otlp,
     )
     channels: list[grpc.Channel] = []
     try:
@@ -240,6 +263,7 @@ def fleet(trained_artifacts, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         _each([*services, *agents], lambda process: process.stop())
         redis_server.stop()
         s3.stop()
+        fleet.otlp.close()
 
 
 def _each(items: Sequence[T], call: Callable[[T], object]) -> None:
@@ -307,6 +331,46 @@ def test_promote_and_rollback_reach_every_replica_within_the_bound(
 _REFUSAL = re.compile(r"refused a download; keeping \S+: (\S+)/\.[^/\s]+\.tmp-\S+: router\.onnx")
 
 
+class RouteStream:
+    """A steady stream of Routes to every service while dependencies come and go: each
+    answer's bundle version, and every failure with its status code."""
+
+    def __init__(self, stubs: Sequence[pb_grpc.DecisionServiceStub]) -> None:
+        self._stubs = stubs
+        self._stop = threading.Event()
+        self.served: list[str] = []
+        self.failed: list[str] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        n = 0
+        while not self._stop.is_set() and n < 100_000:
+            request = pb.RouteRequest(
+                prompt=f"Steady request {n}: summarise the outage drill.",
+                candidates=[
+                    pb.Candidate(id="a", model_name="gpt-4o-mini"),
+                    pb.Candidate(id="b", model_name="gpt-4o"),
+                ],
+                requested_model="auto",
+            )
+            try:
+                self.served.append(
+                    self._stubs[n % len(self._stubs)].Route(request, timeout=10).bundle_version
+                )
+            except grpc.RpcError as exc:
+                self.failed.append(exc.code().name)
+            n += 1
+            time.sleep(0.005)
+
+    def __enter__(self) -> RouteStream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
 def _refusers(fleet: Fleet) -> set[str]:
     """Models dirs whose agent logged refusing a download for router.onnx's sha256."""
     return {m for agents in fleet.agents for m in _REFUSAL.findall(agents.log())}
@@ -329,60 +393,78 @@ def test_degraded_mode_keeps_the_last_good_bundle_and_recovers(
             for i in services_agents
         )
 
-    # S3 down: a notification sends every agent to the store, which does not answer.
-    fleet.s3.stop()
-    announce(fleet.redis.url, keys, "stable", {"version": start, "action": "probe"})
-    wait_until(lambda: degraded("store"), 30, "the agents to find the store down")
-    assert fleet.everywhere(start)
+    with RouteStream(fleet.stubs) as stream:
+        # S3 down: a notification sends every agent to the store, which does not answer.
+        fleet.s3.stop()
+        announce(fleet.redis.url, keys, "stable", {"version": start, "action": "probe"})
+        wait_until(lambda: degraded("store"), 30, "the agents to find the store down")
+        assert fleet.everywhere(start)
 
-    # Redis down too: no notifications, no slots; the agents poll and keep their bundle.
-    fleet.redis.stop()
-    wait_until(lambda: degraded("redis"), 30, "the agents to lose Redis")
-    assert fleet.everywhere(start)
-    for i in services_agents:
-        assert fleet.agent_metric(i, "routeiq_sync_attempts_total", result="store_unavailable")
+        # Redis down too: no notifications, no slots; the agents poll and keep their bundle.
+        fleet.redis.stop()
+        wait_until(lambda: degraded("redis"), 30, "the agents to lose Redis")
+        assert fleet.everywhere(start)
+        for i in services_agents:
+            assert fleet.agent_metric(i, "routeiq_sync_attempts_total", result="store_unavailable")
 
-    # S3 back, Redis still down: a promotion reaches everyone by polling.
-    fleet.s3.start()
-    polled_from = time.monotonic()
-    assert fleet.cli("promote", "--version", c, "--force", "--reason", "degraded test") == 0
-    assert "could not notify sync agents through Redis" in capsys.readouterr().out
-    wait_until(lambda: fleet.everywhere(c), 60, f"every replica on {c} by polling")
-    polled_s = time.monotonic() - polled_from
+        # S3 back, Redis still down: a promotion reaches everyone by polling.
+        fleet.s3.start()
+        polled_from = time.monotonic()
+        assert fleet.cli("promote", "--version", c, "--force", "--reason", "degraded test") == 0
+        assert "could not notify sync agents through Redis" in capsys.readouterr().out
+        wait_until(lambda: fleet.everywhere(c), 60, f"every replica on {c} by polling")
+        polled_s = time.monotonic() - polled_from
 
-    # A tampered object: every agent downloads it, refuses it, and keeps serving c.
-    s3 = boto3.client("s3", endpoint_url=fleet.s3.endpoint)
-    tampered_key = f"reg/{NAME}/versions/{d}/router.onnx"
-    body = bytearray(s3.get_object(Bucket=BUCKET, Key=tampered_key)["Body"].read())
-    body[-1] ^= 0xFF
-    s3.put_object(Bucket=BUCKET, Key=tampered_key, Body=bytes(body))
-    assert fleet.cli("promote", "--version", d, "--force", "--reason", "degraded test") == 0
-    every_dir = {str(p) for p in fleet.agent_dirs}
-    deadline = time.monotonic() + 60
-    while _refusers(fleet) != every_dir:
-        assert time.monotonic() < deadline, f"refused by {len(_refusers(fleet))} agents only"
-        pointers = fleet.pointers()
-        assert d not in pointers.values()
+        # A tampered object: every agent downloads it, refuses it, and keeps serving c.
+        s3 = boto3.client("s3", endpoint_url=fleet.s3.endpoint)
+        tampered_key = f"reg/{NAME}/versions/{d}/router.onnx"
+        body = bytearray(s3.get_object(Bucket=BUCKET, Key=tampered_key)["Body"].read())
+        body[-1] ^= 0xFF
+        s3.put_object(Bucket=BUCKET, Key=tampered_key, Body=bytes(body))
+        assert fleet.cli("promote", "--version", d, "--force", "--reason", "degraded test") == 0
+        every_dir = {str(p) for p in fleet.agent_dirs}
+        deadline = time.monotonic() + 60
+        while _refusers(fleet) != every_dir:
+            assert time.monotonic() < deadline, f"refused by {len(_refusers(fleet))} agents only"
+            pointers = fleet.pointers()
+            assert d not in pointers.values()
+            assert not any((p / d).exists() for p in fleet.agent_dirs)
+            time.sleep(0.05)
+        assert fleet.everywhere(c)
         assert not any((p / d).exists() for p in fleet.agent_dirs)
-        time.sleep(0.05)
-    assert fleet.everywhere(c)
-    assert not any((p / d).exists() for p in fleet.agent_dirs)
 
-    # Redis back: every agent resubscribes and the next promotion arrives by notification.
-    fleet.redis.start()
-    client = redis.Redis.from_url(fleet.redis.url)
-    topic = keys.channel_topic("stable")
-    wait_until(
-        lambda: client.pubsub_numsub(topic) == [(topic.encode(), len(fleet.agent_dirs))],
-        30,
-        "every agent to resubscribe",
-    )
-    client.close()
-    capsys.readouterr()
-    recovered = fleet.propagate(
-        e, lambda: fleet.cli("promote", "--version", e, "--force", "--reason", "recovered")
-    )
-    assert f"notified {len(fleet.agent_dirs)} sync agent(s)" in capsys.readouterr().out
+        # Redis back: every agent resubscribes and the next promotion arrives by notification.
+        fleet.redis.start()
+        client = redis.Redis.from_url(fleet.redis.url)
+        topic = keys.channel_topic("stable")
+        wait_until(
+            lambda: client.pubsub_numsub(topic) == [(topic.encode(), len(fleet.agent_dirs))],
+            30,
+            "every agent to resubscribe",
+        )
+        client.close()
+        capsys.readouterr()
+        recovered = fleet.propagate(
+            e, lambda: fleet.cli("promote", "--version", e, "--force", "--reason", "recovered")
+        )
+        assert f"notified {len(fleet.agent_dirs)} sync agent(s)" in capsys.readouterr().out
+
+        # The OTLP endpoint down: spans cannot be exported, Routes must not notice.
+        fleet.otlp.close()
+        answered = len(stream.served)
+        wait_until(lambda: len(stream.served) >= answered + 150, 60, "150 Routes without OTLP")
+        # ... and back: the services' exporters reach it again on their own.
+        fleet.restart_otlp()
+        wait_until(
+            lambda: any(s.name == ROUTE_METHOD for s in fleet.otlp.spans()),
+            30,
+            "Route spans at the restarted OTLP endpoint",
+        )
+        answered = len(stream.served)
+        wait_until(lambda: len(stream.served) >= answered + 50, 60, "50 Routes after OTLP")
+    # 0 failed Routes through S3, Redis and OTLP outages, a tampered download and 2 promotions.
+    assert stream.failed == []
+    assert set(stream.served) <= {start, c, e}
     with capsys.disabled():
         print()
         print(
@@ -391,5 +473,10 @@ def test_degraded_mode_keeps_the_last_good_bundle_and_recovers(
             f"{len(every_dir)} agents, never visible"
         )
         print(_figures("after Redis returned, promote", recovered))
+        print(
+            f"Routes while S3, Redis and then the OTLP endpoint were down and back: "
+            f"{len(stream.served)} answered, {len(stream.failed)} failed; spans exported "
+            f"again after the OTLP endpoint returned"
+        )
     assert max(recovered["agents"] + recovered["services"]) < BOUND_S
     assert fleet.everywhere(e)
