@@ -154,6 +154,23 @@ def test_a_tampered_object_is_refused_and_never_visible(world: World) -> None:
     assert result is not None and result.version == "v2"
 
 
+def test_a_truncated_download_is_refused_and_never_visible(world: World) -> None:
+    """An object cut short (an interrupted upload or transfer) fails its hash like a tampered
+    one: the version is refused and the last good one stays current."""
+    world.publish("v1")
+    original = world.publish("v2")
+    world.registry.promote("v1", "stable")
+    agent = world.agent()
+    assert agent.attempt() is not None
+    before = _visible(agent.dest)
+    whole = (original / "router.onnx").read_bytes()
+    world.store.put(f"{NAME}/versions/v2/router.onnx", whole[: len(whole) // 2])
+    world.registry.promote("v2", "stable")
+    assert agent.attempt() is None and _attempts(agent, "refused") == 1
+    assert _visible(agent.dest) == before
+    assert os.readlink(agent.dest / "current") == "v1"
+
+
 @pytest.mark.parametrize("attack", ["unsigned", "other_key", "manifest_edited"])
 def test_signature_failures_are_refused(world: World, attack: str) -> None:
     if attack == "unsigned":
