@@ -96,9 +96,16 @@ class TrafficJoin:
         self.report = JoinReport()
         self._decisions: dict[str, tuple[dict[str, object], Mapping[str, object]]] = {}
         self._outcomes: dict[str, dict[str, object]] = {}
-        self._feedback: defaultdict[str, list[dict[str, object]]] = defaultdict(list)
+        self._reads = 0  # files and queries read: each is one source
+        # decision id -> source -> how often each feedback payload (canonical JSON) was read
+        self._feedback: defaultdict[str, defaultdict[str, Counter[str]]] = defaultdict(
+            lambda: defaultdict(Counter)
+        )
 
-    def add(self, name: str, attributes: Mapping[str, object]) -> None:
+    def add(self, name: str, attributes: Mapping[str, object], source: str = "") -> None:
+        """One event read from ``source`` (a file, a Jaeger query): the same feedback read
+        from two sources (the events file and the traces of the same service) counts once,
+        while feedback sent twice shows twice in every source and counts twice."""
         key = {EVENT_NAME: PAYLOAD_KEY, OUTCOME_EVENT: OUTCOME_PAYLOAD_KEY}.get(
             name, FEEDBACK_PAYLOAD_KEY
         )
@@ -115,10 +122,16 @@ class TrafficJoin:
             # same call; the last read wins, and they agree field by field.
             self._outcomes[str(payload.get("decision_id") or "")] = payload
         else:
-            self._feedback[str(payload.get("decision_id") or "")].append(payload)
+            key = json.dumps(payload, sort_keys=True)
+            self._feedback[str(payload.get("decision_id") or "")][source][key] += 1
+
+    def _next_source(self, name: object) -> str:
+        self._reads += 1
+        return f"{self._reads}:{name}"
 
     def add_otlp_json(self, paths: Iterable[Path]) -> None:
         for path in paths:
+            source = self._next_source(path)
             for line in Path(path).read_text(encoding="utf-8").splitlines():
                 if not line.strip():
                     continue
@@ -128,10 +141,11 @@ class TrafficJoin:
                     self.report.read.skipped["line_invalid_json"] += 1
                     continue
                 for name, attributes in otlp_events(request, self.report.read, EVENT_NAMES):
-                    self.add(name, attributes)
+                    self.add(name, attributes, source=source)
 
     def add_events_file(self, paths: Iterable[Path]) -> None:
         for path in paths:
+            source = self._next_source(path)
             for line in Path(path).read_text(encoding="utf-8").splitlines():
                 record = _json_object(line) if line.strip() else None
                 attributes = record.get("attributes") if record else None
@@ -139,7 +153,7 @@ class TrafficJoin:
                     self.report.read.skipped["line_invalid"] += 1
                     continue
                 if record.get("name") in EVENT_NAMES:
-                    self.add(str(record["name"]), attributes)
+                    self.add(str(record["name"]), attributes, source=source)
 
     def add_jaeger(
         self,
@@ -159,16 +173,17 @@ class TrafficJoin:
             end_us=end_us,
             client=client,
         )
+        source = self._next_source(f"jaeger:{base_url}")
         for trace in traces:
             for fields in _jaeger_events(trace, self.report.read, EVENT_NAMES):
-                self.add(str(fields["event"]), fields)
+                self.add(str(fields["event"]), fields, source=source)
 
     def join(self) -> list[TrafficExample]:
         report = self.report
         report.decisions = len(self._decisions)
         report.orphans["outcome_without_decision"] = len(set(self._outcomes) - set(self._decisions))
         for decision_id in set(self._feedback) - set(self._decisions):
-            report.orphans["feedback_without_decision"] += len(self._feedback[decision_id])
+            report.orphans["feedback_without_decision"] += len(self._feedback_of(decision_id))
         examples = []
         for decision_id, (payload, attributes) in self._decisions.items():
             example = self._example(decision_id, payload, attributes)
@@ -184,7 +199,7 @@ class TrafficJoin:
         self, decision_id: str, payload: dict[str, object], attributes: Mapping[str, object]
     ) -> TrafficExample | str:
         outcome = self._outcomes.get(decision_id)
-        feedback = self._feedback.get(decision_id, [])
+        feedback = self._feedback_of(decision_id)
         if outcome is None and not feedback:
             return "no_outcome_or_feedback"
         self.report.joined += 1
@@ -211,6 +226,16 @@ class TrafficJoin:
             return "no_label"
         cost = _number(outcome.get("cost_usd")) if outcome is not None else None
         return TrafficExample(decision_id, model, embedding, label[0], label[1], propensity, cost)
+
+    def _feedback_of(self, decision_id: str) -> list[dict[str, object]]:
+        """A decision's feedback, each payload as often as the source that read it most."""
+        by_source = self._feedback.get(decision_id)
+        if not by_source:
+            return []
+        most: Counter[str] = Counter()
+        for counts in by_source.values():
+            most |= counts  # multiset union: the larger count of each payload
+        return [json.loads(key) for key in sorted(most.elements())]
 
 
 def _feedback_label(feedback: list[dict[str, object]]) -> tuple[float, str] | None:

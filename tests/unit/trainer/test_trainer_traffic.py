@@ -139,3 +139,23 @@ def test_svm_and_empty_traffic_are_refused():
         fit_partial(data, "svm")
     with pytest.raises(ValueError, match="fewer than 2"):
         fit_partial(data, "mlp")
+
+
+def test_feedback_read_from_two_sources_counts_once(tmp_path):
+    """The events file and the traces of one service hold the same feedback; a window that
+    overlaps another must not weigh the overlap twice. Feedback sent twice counts twice."""
+    rng = np.random.default_rng(2)
+    decision = decision_line(0, "cheap", 1.0, point("chat", rng))
+    sent = [feedback_line("d0", s, "user") for s in (1.0, 0.0, 0.0)]  # 0.0 sent twice
+    everything = tmp_path / "events.jsonl"
+    everything.write_text("".join(json.dumps(line) + "\n" for line in [decision, *sent]))
+    overlap = tmp_path / "overlap.jsonl"  # another source's window: the first feedback only
+    overlap.write_text(json.dumps(sent[0]) + "\n" + json.dumps(feedback_line("x", 1.0, "user")))
+
+    for paths in ([everything], [everything, everything], [everything, overlap]):
+        join = TrafficJoin()
+        join.add_events_file(paths)
+        (example,) = join.join()
+        assert example.label == pytest.approx(1 / 3), paths
+        assert join.report.as_dict()["label_sources"] == {"user": 1}
+    assert join.report.orphans["feedback_without_decision"] == 1
