@@ -168,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         training={"origin": "traffic", "join": report, "router": exported.hyperparameters},
         default_cost_weight=base.default_cost_weight,
     )
+    # The trainer's layout, so `trainer publish` finds the encoder beside the bundle.
+    beside = args.out / "encoder"
+    if not beside.exists() and not beside.is_symlink():
+        beside.symlink_to(args.encoder.resolve(), target_is_directory=True)
     print(f"wrote {written.directory}")
     return 0
 

@@ -376,6 +376,8 @@ def test_traffic_trains_a_router_that_sends_math_to_the_strong_model(
         printed = out.getvalue()
         report = json.loads(printed[: printed.rindex("wrote ")])
         learned = Path(printed.rsplit("wrote ", 1)[1].strip())
+        # The trainer layout: the encoder beside the bundle, where `trainer publish` looks.
+        assert (learned.parent / "encoder").resolve() == (models / "encoder").resolve()
 
         # The events file holds the same decisions, outcomes and feedback.
         from trainer.sources.traffic import TrafficJoin
