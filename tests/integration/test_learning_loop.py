@@ -307,6 +307,8 @@ def test_traffic_trains_a_router_that_sends_math_to_the_strong_model(
         "ROUTEIQ_RELOAD_POLL_MS": "200",
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{receiver.address}",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "OTEL_SDK_DISABLED": "false",
+        "OTEL_TRACES_EXPORTER": "otlp",
     }
     explorer = DecisionServiceProcess(
         models / "current",
@@ -317,7 +319,10 @@ def test_traffic_trains_a_router_that_sends_math_to_the_strong_model(
         **telemetry,
     )
     replayer = DecisionServiceProcess(
-        models / "current", models / "encoder", ROUTEIQ_RELOAD_POLL_MS="200"
+        models / "current",
+        models / "encoder",
+        ROUTEIQ_RELOAD_POLL_MS="200",
+        ROUTEIQ_EXPLORATION_RATE="0",
     )
     gateways: list[Gateway] = []
     try:
