@@ -480,6 +480,9 @@ def test_gateway_balances_over_the_headless_service(objects: list[Obj]) -> None:
     assert target.endswith(":50051")
     names = [e["name"] for e in litellm["env"]]
     assert names.index("POD_NAMESPACE") < names.index("ROUTEIQ_GATEWAY_TARGET")  # $(VAR) order
+    # Caller ids go out as HMACs under a key from a Secret (optional: without it, no ids).
+    hash_key = env["ROUTEIQ_GATEWAY_ID_HASH_KEY"]["valueFrom"]["secretKeyRef"]
+    assert hash_key == {"name": "litellm-secrets", "key": "id-hash-key", "optional": True}
     config = find(objects, "ConfigMap", "litellm-proxy-config")["data"]
     proxy_config = yaml.safe_load(config["config.yaml"])
     # The hook is the gateway image's installed gateway_client package, not a mounted file.
