@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from decision_service.atomic import staging_dir
-from trainer.synthetic_templates import PARAGRAPH_SENTENCES, TEMPLATES, Template
+from trainer.synthetic_fillers import PARAGRAPH_SENTENCES
+from trainer.synthetic_templates import TEMPLATES, Template
 
 ROUTING_FILE = "routing_data.jsonl"
 LLM_DATA_FILE = "llm_data.json"
