@@ -30,10 +30,7 @@ is joined to them by ``event_id``; until then they are counted as ``no_label``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -44,13 +41,15 @@ import httpx
 import numpy as np
 
 from trainer.errors import RoutingDataError
+from trainer.sources.event_fields import (
+    decision_features,
+    finite_number,
+)
 
 EVENT_NAME = "routeiq.router_decision.v1"
 PAYLOAD_KEY = "routeiq.router_decision.payload"
 CONTRACT_VERSION = "v1"
 FAILED_STATUSES = frozenset({"failure", "error", "timeout"})
-ATTR_EMBEDDING_INT8 = "routeiq.query_embedding.int8_b64"
-ATTR_EMBEDDING_SCALE = "routeiq.query_embedding.scale"
 
 
 @dataclass(frozen=True)
@@ -106,19 +105,15 @@ def _parse(raw: object, attributes: Mapping[str, object]) -> DecisionExample | s
         return "payload_not_object"
     if payload.get("contract_version") != CONTRACT_VERSION:
         return "contract_version_unsupported"
-    model = payload.get("selected_deployment")
-    if not isinstance(model, str) or not model:
-        return "no_selected_model"
-    embedding = _embedding(payload.get("query_embedding"))
-    if embedding is None:
-        embedding = _attribute_embedding(attributes)
-    if embedding is None:
-        return "no_features"
+    features = decision_features(payload, attributes)
+    if isinstance(features, str):
+        return features
+    model, embedding = features
     outcome = payload.get("outcome")
     quality = _quality(outcome if isinstance(outcome, dict) else {})
     if quality is None:
         return "no_label"
-    cost = _number(outcome.get("cost")) if isinstance(outcome, dict) else None
+    cost = finite_number(outcome.get("cost")) if isinstance(outcome, dict) else None
     return DecisionExample(
         event_id=str(payload.get("event_id") or ""),
         trace_id=str(payload.get("trace_id") or ""),
@@ -129,52 +124,9 @@ def _parse(raw: object, attributes: Mapping[str, object]) -> DecisionExample | s
     )
 
 
-def _finite(value: object) -> bool:
-    return _number(value) is not None
-
-
-def _number(value: object) -> float | None:
-    """``value`` as a float when it is a finite JSON number (not a bool), else None."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def _embedding(value: object) -> np.ndarray | None:
-    if isinstance(value, dict):
-        scale, values = _number(value.get("scale")), value.get("values")
-        if scale is None or not isinstance(values, list):
-            return None
-        if not values or not all(isinstance(v, int) and -128 <= v <= 127 for v in values):
-            return None
-        return (np.asarray(values, np.float32) * np.float32(scale)).astype(np.float32)
-    if isinstance(value, list) and value and all(_finite(v) for v in value):
-        return np.asarray(value, np.float32)
-    return None
-
-
-def _attribute_embedding(attributes: Mapping[str, object]) -> np.ndarray | None:
-    packed, scale = attributes.get(ATTR_EMBEDDING_INT8), attributes.get(ATTR_EMBEDDING_SCALE)
-    if isinstance(scale, str):  # OTLP JSON may carry numbers as strings
-        try:
-            scale = float(scale)
-        except ValueError:
-            return None
-    number = _number(scale)
-    if not isinstance(packed, str) or number is None:
-        return None
-    try:
-        values = np.frombuffer(base64.b64decode(packed, validate=True), dtype=np.int8)
-    except (ValueError, binascii.Error):
-        return None
-    if values.size == 0:
-        return None
-    return (values.astype(np.float32) * np.float32(number)).astype(np.float32)
-
-
 def _quality(outcome: dict[str, Any]) -> float | None:
     for key in ("quality", "quality_score"):
-        value = _number(outcome.get(key))
+        value = finite_number(outcome.get(key))
         if value is not None and 0.0 <= value <= 1.0:
             return value
     if outcome.get("status") in FAILED_STATUSES:

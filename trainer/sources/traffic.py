@@ -29,14 +29,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from trainer.sources.event_fields import decision_features, finite_number
 from trainer.sources.telemetry import (
     EVENT_NAME,
     PAYLOAD_KEY,
     TelemetryReport,
-    _attribute_embedding,
-    _embedding,
     _jaeger_events,
-    _number,
     iter_jaeger_traces,
     otlp_events,
 )
@@ -205,15 +203,11 @@ class TrafficJoin:
         self.report.joined += 1
         if outcome is not None and outcome.get("fallback"):
             return "served_by_fallback"  # another deployment answered: not this decision's
-        model = payload.get("selected_deployment")
-        if not isinstance(model, str) or not model:
-            return "no_selected_model"
-        embedding = _embedding(payload.get("query_embedding"))
-        if embedding is None:
-            embedding = _attribute_embedding(attributes)
-        if embedding is None:
-            return "no_features"  # the service ran without telemetry_embedding
-        propensity = _number(_as_number(attributes.get(ATTR_PROPENSITY)))
+        features = decision_features(payload, attributes)
+        if isinstance(features, str):
+            return features
+        model, embedding = features
+        propensity = finite_number(_as_number(attributes.get(ATTR_PROPENSITY)))
         if propensity is None:
             self.report.propensity_assumed_one += 1
             propensity = 1.0  # a service without exploration chose deterministically
@@ -224,7 +218,7 @@ class TrafficJoin:
             label = _outcome_label(outcome)
         if label is None:
             return "no_label"
-        cost = _number(outcome.get("cost_usd")) if outcome is not None else None
+        cost = finite_number(outcome.get("cost_usd")) if outcome is not None else None
         return TrafficExample(decision_id, model, embedding, label[0], label[1], propensity, cost)
 
     def _feedback_of(self, decision_id: str) -> list[dict[str, object]]:
@@ -244,7 +238,7 @@ def _feedback_label(feedback: list[dict[str, object]]) -> tuple[float, str] | No
             score
             for f in feedback
             if (f.get("source") or "application") == source
-            and (score := _number(f.get("score"))) is not None
+            and (score := finite_number(f.get("score"))) is not None
             and 0.0 <= score <= 1.0
         ]
         if scores:
