@@ -114,8 +114,10 @@ def explore(ranked: list[RankedCandidate], rate: float, decision_id: str) -> Exp
     A drawn candidate moves to the front; the rest keep their order. Unknown models are
     never explored: the router has no column to learn them into.
     """
+    if rate <= 0.0:  # the default: no scan of the candidates on the hot path
+        return Exploration(ranked, 1.0, False)
     known = sum(1 for r in ranked if r.known_to_router)
-    if rate <= 0.0 or known < 2:
+    if known < 2:
         return Exploration(ranked, 1.0, False)
     # Two independent uniforms from the id's hash: the same id always draws the same way,
     # so a logged decision can be replayed, and no shared RNG state is touched by threads.
