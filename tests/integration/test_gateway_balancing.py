@@ -10,6 +10,7 @@ import contextlib
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from typing import Any
@@ -90,6 +91,11 @@ def test_a_slow_service_is_cut_off_at_the_deadline_and_gets_the_trace_context(
     # Two calls were made and both ended at the client's deadline, before the service answered;
     # the third pick found the breaker open and made no call.
     assert servicer.calls == 2
+    # The server learns of the client's cancellation on its own thread, a moment after the
+    # client moved on: wait for it (liveness, not speed) instead of racing it.
+    deadline = time.monotonic() + 15
+    while servicer.ended_before_answer < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert servicer.ended_before_answer == 2
     assert strategy.last_decision is not None
     assert strategy.last_decision.reason is Reason.BREAKER_OPEN
