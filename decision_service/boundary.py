@@ -29,6 +29,7 @@ from .errors import (
     DeadlineTooShort,
     EncoderRefused,
     InvalidRequest,
+    NotCalibrated,
     NotReady,
     Overloaded,
     RouteIQError,
@@ -48,6 +49,8 @@ _STATUS_BY_ERROR: dict[type[RouteIQError], grpc.StatusCode] = {
     DeadlineTooShort: grpc.StatusCode.DEADLINE_EXCEEDED,
     BundleRefused: grpc.StatusCode.FAILED_PRECONDITION,
     EncoderRefused: grpc.StatusCode.FAILED_PRECONDITION,
+    # The request is well formed; the serving bundle cannot honour it (no calibration).
+    NotCalibrated: grpc.StatusCode.FAILED_PRECONDITION,
     UnknownVersion: grpc.StatusCode.NOT_FOUND,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
 }

@@ -272,13 +272,17 @@ class CanaryArm:
         candidates: Sequence[CandidateIn] = query.candidates
         started = time.perf_counter()
         if arm != CANARY_ARM:
-            ranking = chosen.rank(candidates, embedding, query.cost_weight, prices)
+            ranking = chosen.rank(
+                candidates, embedding, query.cost_weight, prices, query.strong_share
+            )
             if baseline is not None and chosen is baseline:
                 ms = (time.perf_counter() - started) * 1e3
                 self.monitor.decided(decision_id, False, ms)
             return chosen, arm, ranking
         try:
-            ranking = self.strategy.rank(candidates, embedding, query.cost_weight, prices)
+            ranking = self.strategy.rank(
+                candidates, embedding, query.cost_weight, prices, query.strong_share
+            )
             ok = _finite(ranking)
             problem = "non-finite quality"
         except Exception as exc:  # any failure of the canary's graph: stable answers instead
@@ -291,5 +295,5 @@ class CanaryArm:
         return (
             stable,
             CANARY_FALLBACK_ARM,
-            stable.rank(candidates, embedding, query.cost_weight, prices),
+            stable.rank(candidates, embedding, query.cost_weight, prices, query.strong_share),
         )

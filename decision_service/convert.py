@@ -87,6 +87,7 @@ def query_from_proto(request: pb.RouteRequest | Undecodable) -> RouteQuery:
         request_id=request.request_id,
         cost_weight=request.cost_weight if request.HasField("cost_weight") else None,
         strategy=request.strategy,
+        strong_share=request.strong_share if request.HasField("strong_share") else None,
     )
 
 

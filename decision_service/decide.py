@@ -227,3 +227,13 @@ def validate(query: RouteQuery, limits: RequestLimits, dimension: int) -> None:
         math.isfinite(query.cost_weight) and 0.0 <= query.cost_weight <= 1.0
     ):
         raise InvalidRequest(f"cost_weight {query.cost_weight} must be within [0, 1]")
+    if query.strong_share is not None:
+        if query.cost_weight is not None:
+            raise InvalidRequest(
+                "send one of cost_weight and strong_share, not both: strong_share is turned "
+                "into a cost_weight by the bundle's calibration"
+            )
+        if not (math.isfinite(query.strong_share) and 0.0 <= query.strong_share <= 1.0):
+            raise InvalidRequest(
+                f"strong_share {query.strong_share} must be within [0, 1] (a share of calls)"
+            )

@@ -63,6 +63,9 @@ class RouteQuery:
     request_id: str = ""
     cost_weight: float | None = None
     strategy: str = ""
+    # Instead of cost_weight: the share (0..1) of calls to send to the bundle's strong
+    # model, turned into a cost weight by the serving bundle's calibration table.
+    strong_share: float | None = None
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,10 @@ class EncoderRefused(RouteIQError):
     """An encoder directory failed validation and was not loaded."""
 
 
+class NotCalibrated(RouteIQError):
+    """A request asked for a share of strong-model calls; the serving bundle has no table."""
+
+
 class UnknownVersion(RouteIQError):
     """An admin call named a bundle version or strategy this replica does not hold."""
 

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ENCODER_MANIFEST = "encoder.json"
 BUNDLE_MANIFEST = "manifest.json"
@@ -95,6 +95,46 @@ class Sample(_Strict):
     quality: list[float]
 
 
+class StrongSharePoint(_Strict):
+    """A cost weight and the share of held-out prompts it sent to the strong model."""
+
+    share: float = Field(ge=0.0, le=1.0)
+    cost_weight: float = Field(ge=0.0, le=1.0)
+
+
+class StrongShareCalibration(_Strict):
+    """Which ``cost_weight`` sends what share of calls to the strongest model.
+
+    Measured by the trainer on the held-out split under the bundle's own ranking rule with
+    every bundle candidate offered at its bundle price (``trainer.calibration``). A request
+    that offers other candidates or prices changes the share a weight realises.
+    """
+
+    strong_model: str = Field(min_length=1)
+    held_out_prompts: int = Field(gt=0)
+    points: list[StrongSharePoint] = Field(min_length=1, description="ascending share")
+
+    @model_validator(mode="after")
+    def _ascending(self) -> StrongShareCalibration:
+        shares = [p.share for p in self.points]
+        if shares != sorted(shares):
+            raise ValueError("strong_share_calibration points must be in ascending share")
+        return self
+
+    def cost_weight_for(self, share: float) -> float:
+        """The weight whose held-out share is the largest not above ``share`` ("at most").
+
+        Below the smallest share the table reaches (a router that prefers the strong model
+        on some prompts even at cost_weight 1) the weight of that smallest share.
+        """
+        chosen = self.points[0]
+        for point in self.points:
+            if point.share > share + 1e-9:
+                break
+            chosen = point
+        return chosen.cost_weight
+
+
 class BundleManifest(_Strict):
     """manifest.json of a router bundle."""
 
@@ -112,6 +152,8 @@ class BundleManifest(_Strict):
     encoder_tolerance: float = Field(gt=0.0, description="max |embedding drift| accepted at load")
     samples: list[Sample] = Field(min_length=1)
     training: dict[str, object] = Field(default_factory=dict)
+    # Optional: bundles written before calibration existed load without it.
+    strong_share_calibration: StrongShareCalibration | None = None
 
     @property
     def model_names(self) -> list[str]:

@@ -76,6 +76,7 @@ def build_decider(settings: ServiceSettings) -> Decider:
         keep_versions=settings.keep_versions,
         static_order=settings.static_order,
         default_strategy=settings.default_strategy,
+        strong_share=settings.strong_share,
     )
     if settings.traffic_split:
         registry.set_split(

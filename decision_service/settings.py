@@ -218,6 +218,16 @@ class ServiceSettings(BaseSettings):
         "seeded by decision id); the served candidate's probability is logged as "
         "`propensity`. 0 turns exploration off.",
     )
+    strong_share: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Share of calls (0..1) to send at most to each bundle's strong model (its "
+        "best model in training): replaces the bundle's default_cost_weight by the weight its "
+        "calibration table gives for this share, per bundle version, so a reload "
+        "recalibrates. A bundle without a table is refused. Requests that send cost_weight "
+        "or strong_share still override it. Unset: default_cost_weight.",
+    )
 
     # Security.
     tls_cert_file: Path | None = Field(

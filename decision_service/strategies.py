@@ -18,7 +18,7 @@ import numpy as np
 
 from .bundle import RouterBundle
 from .domain import CandidateIn, RankedCandidate, StrategyInfo, TrafficArm
-from .errors import InvalidRequest, UnknownVersion
+from .errors import BundleRefused, InvalidRequest, NotCalibrated, UnknownVersion
 from .policy import ModelIndex, rank, selection_reason
 
 CHEAPEST = "cheapest"
@@ -48,18 +48,35 @@ class Strategy(Protocol):
         embedding: np.ndarray | None,
         cost_weight: float | None,
         prices: ModelIndex | None,
+        strong_share: float | None = None,
     ) -> Ranking: ...
 
 
 class MLStrategy:
-    """Ranks by the bundle's predicted quality minus the cost penalty (see ``policy``)."""
+    """Ranks by the bundle's predicted quality minus the cost penalty (see ``policy``).
+
+    The weight of a request: its ``cost_weight``; else its ``strong_share`` through this
+    bundle's calibration table; else the service's ``strong_share`` the same way; else the
+    bundle's ``default_cost_weight``. A service share with a bundle that has no table is
+    refused at load (``BundleRefused``): serving some other share than the operator set
+    would break the budget silently.
+    """
 
     needs_embedding = True
 
-    def __init__(self, bundle: RouterBundle) -> None:
+    def __init__(self, bundle: RouterBundle, strong_share: float | None = None) -> None:
         self.bundle = bundle
         self.index = ModelIndex(bundle.manifest.candidates)
         manifest = bundle.manifest
+        self.default_weight = manifest.default_cost_weight
+        if strong_share is not None:
+            if manifest.strong_share_calibration is None:
+                raise BundleRefused(
+                    f"bundle {manifest.bundle_version} has no strong_share_calibration, so it "
+                    f"cannot serve the configured strong_share {strong_share}; retrain it with "
+                    "a trainer that calibrates, or unset ROUTEIQ_STRONG_SHARE"
+                )
+            self.default_weight = manifest.strong_share_calibration.cost_weight_for(strong_share)
         self.info = StrategyInfo(
             name=manifest.strategy_name,
             version=manifest.bundle_version,
@@ -79,14 +96,27 @@ class MLStrategy:
         embedding: np.ndarray | None,
         cost_weight: float | None,
         prices: ModelIndex | None,
+        strong_share: float | None = None,
     ) -> Ranking:
         assert embedding is not None  # the engine embeds for strategies that need it
+        weight = self.weight(cost_weight, strong_share)
         quality = self.bundle.head.predict(embedding)[0]
-        weight = (
-            cost_weight if cost_weight is not None else self.bundle.manifest.default_cost_weight
-        )
         ranked = rank(candidates, quality, self.index, weight)
         return Ranking(ranked, selection_reason(ranked))
+
+    def weight(self, cost_weight: float | None, strong_share: float | None) -> float:
+        """The cost weight a request ranks with (see the class docstring)."""
+        if cost_weight is not None:
+            return cost_weight
+        if strong_share is None:
+            return self.default_weight
+        table = self.bundle.manifest.strong_share_calibration
+        if table is None:
+            raise NotCalibrated(
+                f"bundle {self.info.version} has no strong_share_calibration: send cost_weight "
+                "instead of strong_share, or serve a bundle retrained with calibration"
+            )
+        return table.cost_weight_for(strong_share)
 
 
 def _static(ranked: list[RankedCandidate], reason: str) -> Ranking:
@@ -111,6 +141,7 @@ class CheapestStrategy:
         embedding: np.ndarray | None,
         cost_weight: float | None,
         prices: ModelIndex | None,
+        strong_share: float | None = None,
     ) -> Ranking:
         priced = [(_price(c, prices), i, c) for i, c in enumerate(candidates)]
         priced.sort(key=lambda t: (t[0] is None, t[0] if t[0] is not None else 0.0, t[1]))
@@ -145,6 +176,7 @@ class FixedOrderStrategy:
         embedding: np.ndarray | None,
         cost_weight: float | None,
         prices: ModelIndex | None,
+        strong_share: float | None = None,
     ) -> Ranking:
         keyed = [(self._position(c.model_name), i, c) for i, c in enumerate(candidates)]
         keyed.sort(key=lambda t: (t[0] is None, t[0] if t[0] is not None else 0, t[1]))
@@ -174,6 +206,7 @@ class RoundRobinStrategy:
         embedding: np.ndarray | None,
         cost_weight: float | None,
         prices: ModelIndex | None,
+        strong_share: float | None = None,
     ) -> Ranking:
         n = len(candidates)
         start = next(self._counter) % n

@@ -85,7 +85,9 @@ class Routing:
     ) -> tuple[Strategy, str, Ranking]:
         """Rank with the chosen strategy; with a canary, timed and guarded (see ``canary``)."""
         if self.canary is None:
-            ranking = strategy.rank(query.candidates, embedding, query.cost_weight, self.prices)
+            ranking = strategy.rank(
+                query.candidates, embedding, query.cost_weight, self.prices, query.strong_share
+            )
             return strategy, arm, ranking
         # A failed canary decision is answered by the default (the stable version unless
         # default_strategy says otherwise); latency is compared with the stable version's.
@@ -110,11 +112,15 @@ class VersionRegistry:
         keep_versions: int = 3,
         static_order: Sequence[str] = (),
         default_strategy: str = "",
+        strong_share: float | None = None,
     ) -> None:
         # Bundles are validated against this encoder, and a rollback replays samples with it.
         self.encoder = encoder
         self.keep_versions = keep_versions
         self.default_strategy = default_strategy
+        # The service-wide share of strong-model calls (ROUTEIQ_STRONG_SHARE): each version
+        # turns it into a cost weight with its own calibration table.
+        self.strong_share = strong_share
         self._statics: dict[str, Strategy] = {
             CHEAPEST: CheapestStrategy(),
             FIXED_ORDER: FixedOrderStrategy(static_order),
@@ -166,7 +172,9 @@ class VersionRegistry:
             # Same version re-delivered: the freshly validated object replaces the old one.
             if loaded is None or loaded.bundle is not bundle:
                 self._versions[bundle.version] = LoadedVersion(
-                    bundle, MLStrategy(bundle), datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                    bundle,
+                    MLStrategy(bundle, self.strong_share),
+                    datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 )
             self._set_active(bundle.version)
             return previous
@@ -258,7 +266,9 @@ class VersionRegistry:
         if sticky_by not in STICKY_CHOICES:
             raise InvalidRequest(f"sticky_by {sticky_by!r} must be one of {list(STICKY_CHOICES)}")
         with self._lock:
-            self._canary = CanaryArm(MLStrategy(bundle), share, sticky_by, monitor)
+            self._canary = CanaryArm(
+                MLStrategy(bundle, self.strong_share), share, sticky_by, monitor
+            )
             self._publish()
             return self._canary
 

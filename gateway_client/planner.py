@@ -98,12 +98,14 @@ class Planner:
         prompt = extract_prompt(messages, input)
         if not prompt:
             return Plan(model, healthy, self.fallback.choose(healthy), Reason.NO_PROMPT)
+        tradeoff = self.cost_weights.resolve(request_kwargs, group)
         request = build_route_request(
             requested_model=model,
             prompt=prompt,
             candidates=candidates,
             request_kwargs=request_kwargs,
-            cost_weight=self.cost_weights.resolve(request_kwargs, group),
+            cost_weight=tradeoff.cost_weight,
+            strong_share=tradeoff.strong_share,
             id_hash_key=self._id_hash_key,
         )
         return Plan(model, healthy, request=request, by_id=by_id)

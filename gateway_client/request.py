@@ -204,9 +204,13 @@ def build_route_request(
     request_kwargs: Mapping[str, Any] | None = None,
     cost_weight: float | None = None,
     id_hash_key: bytes | None = None,
+    strong_share: float | None = None,
 ) -> decision_pb2.RouteRequest:
     """The ``RouteRequest`` for one call; caller ids are sent only as HMACs under
-    ``id_hash_key``, and not at all without one."""
+    ``id_hash_key``, and not at all without one. At most one of ``cost_weight`` and
+    ``strong_share`` may be given (the service refuses both)."""
+    if cost_weight is not None and strong_share is not None:
+        raise ValueError("send one of cost_weight and strong_share, not both")
     user_hash, team_hash = caller_hashes(request_kwargs, id_hash_key)
     request = decision_pb2.RouteRequest(
         prompt=prompt,
@@ -218,4 +222,6 @@ def build_route_request(
     )
     if cost_weight is not None:
         request.cost_weight = cost_weight
+    if strong_share is not None:
+        request.strong_share = strong_share
     return request

@@ -76,10 +76,23 @@ class GatewayClientSettings(BaseSettings):
             "default."
         ),
     )
+    strong_share: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Instead of cost_weight: the share of calls (0..1) to send at most to the bundle's "
+            "strong model (RouteRequest.strong_share; the service turns it into a cost weight "
+            "with the bundle's calibration table). The gateway-wide default, with the same "
+            "precedence: a request's, key's, team's or group's routeiq.strong_share or "
+            "routeiq.cost_weight wins over it. Set at most one of cost_weight and strong_share."
+        ),
+    )
     allow_request_cost_weight: bool = Field(
         default=True,
         description=(
-            "Honour the caller's own request metadata routeiq.cost_weight. False leaves the "
+            "Honour the caller's own request metadata routeiq.cost_weight and "
+            "routeiq.strong_share. False leaves the "
             "trade-off to the key, team, group and gateway settings, so callers of a shared "
             "proxy cannot buy quality past what their team was given."
         ),
@@ -203,6 +216,10 @@ class GatewayClientSettings(BaseSettings):
     def _check_tls(self) -> GatewayClientSettings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file must be set together")
+        if self.cost_weight is not None and self.strong_share is not None:
+            raise ValueError(
+                "set one of cost_weight and strong_share: the service takes one trade-off"
+            )
         return self
 
     @property

@@ -25,6 +25,7 @@ from decision_service.manifest import (
     CandidateModel,
     RouterGraph,
     Sample,
+    StrongShareCalibration,
     sha256_file,
 )
 from decision_service.router import OnnxRouterHead
@@ -57,6 +58,7 @@ def write_bundle(
     sample_prompts: Sequence[str],
     training: dict[str, object],
     default_cost_weight: float = DEFAULT_COST_WEIGHT,
+    strong_share_calibration: StrongShareCalibration | None = None,
     now: datetime | None = None,
     extra_files: Mapping[str, bytes] | None = None,
 ) -> WrittenBundle:
@@ -64,6 +66,8 @@ def write_bundle(
 
     ``extra_files`` (plain names, e.g. ``metrics.json``, ``lineage.json``) are written into
     the bundle and listed with their sha256 in the manifest like the graph.
+    ``strong_share_calibration`` (``trainer.calibration``) lets the service serve a share
+    of strong-model calls instead of a raw cost weight.
     """
     if exported.output_dim != len(candidates):
         raise ValueError(
@@ -110,6 +114,7 @@ def write_bundle(
             encoder_tolerance=ENCODER_TOLERANCE,
             samples=samples,
             training=_json_safe(training),
+            strong_share_calibration=strong_share_calibration,
         )
         (staging.path / BUNDLE_MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
         load_bundle(staging.path, encoder)  # refuse to publish what the service would refuse

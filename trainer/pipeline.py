@@ -34,6 +34,7 @@ from decision_service.atomic import point_symlink
 from decision_service.encoder import OnnxEncoder
 from decision_service.manifest import graph_variant
 from trainer.bundle_writer import WrittenBundle, write_bundle
+from trainer.calibration import calibrate, calibration_summary, strong_model
 from trainer.data import RoutingData, Split, split_queries
 from trainer.defaults import DEFAULT_ENCODER_VARIANT
 from trainer.embed_cache import embed_with_cache
@@ -173,6 +174,10 @@ def train_bundle(
         names,
     )
     metrics = headline_metrics(report, results, default_cost_weight)
+    # The same held-out rows as the metrics: the weight per share of strong-model calls.
+    strong = strong_model(data.labels[split.train])
+    calibration = calibrate(predicted, data.prices, strong, names[strong])
+    calibration_check = calibration_summary(calibration, predicted, data.prices, strong)
     kinds = Counter(k for k in data.kinds if k is not None)
     training: dict[str, object] = {
         "data": {
@@ -195,6 +200,7 @@ def train_bundle(
         },
         "utility": UTILITY_RULE,
         "metrics": {"held_out": [r.as_dict() for r in results], "headline": metrics},
+        "strong_share_calibration": calibration_check,
     }
     created = (now or datetime.now(UTC)).astimezone(UTC)
     rows = {
@@ -208,6 +214,11 @@ def train_bundle(
         "headline": metrics,
         "policies": [r.as_dict() for r in results],
         "quality": report,
+        "strong_share_calibration": {
+            "strong_model": calibration.strong_model,
+            "points": len(calibration.points),
+            "held_out": calibration_check,
+        },
     }
     lineage_doc = lineage(
         router_type=router_type,
@@ -227,6 +238,7 @@ def train_bundle(
         sample_prompts=pick_samples(prepared),
         training=training,
         default_cost_weight=default_cost_weight,
+        strong_share_calibration=calibration,
         now=created,
         extra_files={
             METRICS_FILE: _json_bytes(metrics_doc),

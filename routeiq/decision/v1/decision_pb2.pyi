@@ -55,7 +55,7 @@ class Candidate(_message.Message):
     def __init__(self, id: _Optional[str] = ..., model_name: _Optional[str] = ..., provider: _Optional[str] = ..., cost_per_million_tokens: _Optional[float] = ...) -> None: ...
 
 class RouteRequest(_message.Message):
-    __slots__ = ("prompt", "embedding", "candidates", "requested_model", "user_id_hash", "team_id_hash", "request_id", "cost_weight", "strategy")
+    __slots__ = ("prompt", "embedding", "candidates", "requested_model", "user_id_hash", "team_id_hash", "request_id", "cost_weight", "strategy", "strong_share")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
@@ -65,6 +65,7 @@ class RouteRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     COST_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    STRONG_SHARE_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     embedding: Embedding
     candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
@@ -74,7 +75,8 @@ class RouteRequest(_message.Message):
     request_id: str
     cost_weight: float
     strategy: str
-    def __init__(self, prompt: _Optional[str] = ..., embedding: _Optional[_Union[Embedding, _Mapping]] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., requested_model: _Optional[str] = ..., user_id_hash: _Optional[str] = ..., team_id_hash: _Optional[str] = ..., request_id: _Optional[str] = ..., cost_weight: _Optional[float] = ..., strategy: _Optional[str] = ...) -> None: ...
+    strong_share: float
+    def __init__(self, prompt: _Optional[str] = ..., embedding: _Optional[_Union[Embedding, _Mapping]] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., requested_model: _Optional[str] = ..., user_id_hash: _Optional[str] = ..., team_id_hash: _Optional[str] = ..., request_id: _Optional[str] = ..., cost_weight: _Optional[float] = ..., strategy: _Optional[str] = ..., strong_share: _Optional[float] = ...) -> None: ...
 
 class Embedding(_message.Message):
     __slots__ = ("values",)

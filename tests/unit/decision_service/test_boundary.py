@@ -47,6 +47,7 @@ EXPECTED_STATUS = {
     errors.DeadlineTooShort: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.BundleRefused: grpc.StatusCode.FAILED_PRECONDITION,
     errors.EncoderRefused: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.NotCalibrated: grpc.StatusCode.FAILED_PRECONDITION,
     errors.UnknownVersion: grpc.StatusCode.NOT_FOUND,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
 }
