@@ -383,7 +383,7 @@ def test_trainer_help_and_registry_commands_import_no_torch_or_sklearn(tmp_path,
 def test_router_names_are_offered_without_importing_any_family():
     import trainer.routers as routers
 
-    assert routers.ROUTER_TYPES == ("knn", "svm", "mlp", "mf")
+    assert routers.ROUTER_TYPES == ("knn", "svm", "mlp", "mf", "blend")
     assert set(routers.__all__) == {*routers._LAZY, "ROUTER_TYPES", "make_router"}
     with pytest.raises(AttributeError):
         _ = routers.NoSuchRouter

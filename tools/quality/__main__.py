@@ -2,6 +2,7 @@
 ``make bench-encoder``).
 
     python -m tools.quality bench-quality --data DIR_OR_FILE --encoder DIR --out DIR [--name N]
+                            [--seeds 0 1 2] [--families ...] [--resamples 1000]
     python -m tools.quality bench-encoder --data DIR_OF_ROUTELLM_CSVS --encoder FP32_DIR \\
                             --out DIR [--routers knn mlp] [--token-limits 64 128 256]
 """
@@ -26,8 +27,16 @@ def _parser() -> argparse.ArgumentParser:
     bq.add_argument("--encoder", type=Path, required=True)
     bq.add_argument("--out", type=Path, required=True)
     bq.add_argument("--cache", type=Path, default=Path(".cache/embeddings"))
-    bq.add_argument("--seed", type=int, default=0)
+    bq.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="split seeds (default 0 1 2)"
+    )
     bq.add_argument("--families", nargs="+", default=list(ROUTER_TYPES), choices=ROUTER_TYPES)
+    bq.add_argument(
+        "--resamples",
+        type=int,
+        default=1000,
+        help="bootstrap resamples of each seed's held-out half",
+    )
 
     be = sub.add_parser(
         "bench-encoder", help="fp32 vs int8 encoder and token limits: routing quality, latency"
@@ -56,19 +65,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "bench-quality":
-        from tools.quality.bench_quality import format_summary, run
+        from tools.quality.bench_quality import PLOTS, format_summary, run
 
         summary = run(
             args.data,
             args.encoder,
             args.out,
             cache_dir=args.cache,
-            seed=args.seed,
+            seeds=tuple(args.seeds),
             families=tuple(args.families),
             name=args.name,
+            resamples=args.resamples,
         )
         print(format_summary(summary))
-        print(f"\nfigures: {args.out / 'quality.json'}  plot: {args.out / 'quality_cost.png'}")
+        print(
+            f"\nfigures: {args.out / 'quality.json'}  plots: "
+            + ", ".join(str(args.out / p) for p in PLOTS)
+        )
         return 0
 
     from tools.quality import bench_encoder

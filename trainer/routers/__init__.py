@@ -23,12 +23,13 @@ if TYPE_CHECKING:
         RouterParityError,
         export_with_parity,
     )
+    from trainer.routers.blend import BlendRouter
     from trainer.routers.knn import KnnRouter
     from trainer.routers.mf import MfRouter
     from trainer.routers.mlp import MlpRouter
     from trainer.routers.svm import SvmRouter
 
-ROUTER_TYPES = ("knn", "svm", "mlp", "mf")
+ROUTER_TYPES = ("knn", "svm", "mlp", "mf", "blend")
 
 # name -> the submodule that defines it, imported on first access (PEP 562).
 _LAZY = {
@@ -38,6 +39,7 @@ _LAZY = {
     "Router": "base",
     "RouterParityError": "base",
     "export_with_parity": "base",
+    "BlendRouter": "blend",
     "KnnRouter": "knn",
     "MfRouter": "mf",
     "MlpRouter": "mlp",
@@ -71,6 +73,10 @@ def make_router(router_type: str, *, seed: int = 0, **params: object) -> Router:
         from trainer.routers.mf import MfRouter
 
         return MfRouter.from_params(params, seed=seed)
+    if router_type == "blend":
+        from trainer.routers.blend import BlendRouter
+
+        return BlendRouter.from_params(params, seed=seed)
     raise ValueError(f"unknown router type {router_type!r}; choose from {ROUTER_TYPES}")
 
 
@@ -78,6 +84,7 @@ __all__ = [
     "INPUT_NAME",
     "OUTPUT_NAME",
     "ROUTER_TYPES",
+    "BlendRouter",
     "ExportedRouter",
     "KnnRouter",
     "MfRouter",

@@ -87,7 +87,12 @@ def predict_probabilities(net: nn.Module, embeddings: np.ndarray) -> np.ndarray:
 
 def export_probabilities(net: nn.Module, dim: int) -> bytes:
     """The ONNX graph embedding [batch, dim] -> quality [batch, models]."""
-    module = Probabilities(net).eval()
+    return export_module(Probabilities(net), dim)
+
+
+def export_module(module: nn.Module, dim: int) -> bytes:
+    """``module`` (embedding -> quality in [0, 1]) as the ONNX graph the service loads."""
+    module = module.eval()
     with tempfile.TemporaryDirectory() as tmp, torch.no_grad(), warnings.catch_warnings():
         path = Path(tmp) / "router.onnx"
         warnings.simplefilter("ignore", UserWarning)

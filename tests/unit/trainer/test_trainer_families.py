@@ -25,11 +25,16 @@ def toy() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def test_every_family_is_registered():
-    assert ROUTER_TYPES == ("knn", "svm", "mlp", "mf")
+    assert ROUTER_TYPES == ("knn", "svm", "mlp", "mf", "blend")
 
 
 @pytest.mark.parametrize(
-    ("router_type", "params"), [("svm", {}), ("mf", {"epochs": 40, "rank": 16})]
+    ("router_type", "params"),
+    [
+        ("svm", {}),
+        ("mf", {"epochs": 40, "rank": 16}),
+        ("blend", {"clusters": [3, 6], "mlp_epochs": 40}),
+    ],
 )
 def test_family_exports_with_parity_and_learns_the_clusters(router_type, params, toy):
     x, y, held_out, truth = toy
@@ -124,3 +129,42 @@ def test_knn_merges_identical_embeddings_so_ties_cannot_break_parity(toy):
     # An exact match gets (almost) all the weight: the mean of its duplicates' labels.
     expected = (y[:50] * 2 + (1 - y[:50])) / 3
     np.testing.assert_allclose(exported.predict(x[:50]), expected, atol=1e-5)
+
+
+def test_blend_is_the_weighted_mean_of_its_mlp_and_cluster_heads(toy):
+    x, y, held_out, truth = toy
+    router = make_router("blend", seed=2, clusters=[4], mlp_epochs=30, mlp_weight=0.25)
+    router.fit(x, y)
+    (head,) = router._heads
+    assert router.mlp is not None
+    expected = 0.25 * router.mlp.predict_native(held_out) + 0.75 * head.predict(held_out)
+    exported = export_with_parity(router, held_out)
+    np.testing.assert_allclose(exported.predict(held_out), expected, atol=1e-5)
+    # Each group's quality is its members' mean label: rows are probabilities, so in [0, 1].
+    assert head.quality.shape == (4, 3) and 0.0 <= head.quality.min() <= head.quality.max() <= 1.0
+    assert exported.hyperparameters["groups_used"] == [4]
+    # The cluster head alone learns the clusters better than the base rate does.
+    base_rate = np.abs(y.mean(axis=0) - truth).mean()
+    assert np.abs(head.predict(held_out) - truth).mean() < base_rate / 2
+
+
+def test_blend_without_its_mlp_is_the_cluster_heads_alone(toy):
+    x, y, held_out, _ = toy
+    router = make_router("blend", seed=2, clusters=[4, 8], mlp_weight=0.0)
+    router.fit(x, y)
+    assert router.mlp is None
+    exported = export_with_parity(router, held_out)
+    heads = np.mean([h.predict(held_out) for h in router._heads], axis=0)
+    np.testing.assert_allclose(exported.predict(held_out), heads, atol=1e-5)
+    assert exported.hyperparameters["mlp"] is None
+
+
+def test_blend_refuses_bad_parameters():
+    with pytest.raises(ValueError, match="clusters"):
+        make_router("blend", clusters=[1])
+    with pytest.raises(ValueError, match="mlp_weight"):
+        make_router("blend", mlp_weight=1.5)
+    with pytest.raises(ValueError, match="unknown mlp parameters"):
+        make_router("blend", mlp_depth=3)
+    with pytest.raises(ValueError, match="unknown blend parameter 'k'"):
+        make_router("blend", k=3)

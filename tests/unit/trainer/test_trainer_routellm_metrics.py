@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from trainer.quality_report import choose_pair, plot_curves, quality_report
-from trainer.routellm_metrics import oracle_figures, random_figures, router_figures
+from trainer.routellm_metrics import (
+    bootstrap_figures,
+    oracle_figures,
+    random_figures,
+    router_figures,
+)
 
 # Four prompts: weak right on 0 and 1; strong right on 0, 2 and 3.
 WEAK = np.array([1.0, 1.0, 0.0, 0.0])
@@ -40,6 +45,36 @@ def test_random_baseline_is_the_diagonal():
 def test_pgr_is_undefined_when_the_strong_model_is_not_better():
     with pytest.raises(ValueError, match="not better"):
         router_figures(np.zeros(4), STRONG, STRONG)
+
+
+def test_bootstrap_of_two_prompts_draws_each_resample_at_its_rate():
+    """Prompt 0: only the strong model right; prompt 1: both wrong. Four equally likely
+    resamples: {0, 0} APGR 0.5 (PGR 0, 0.5, 1); {0, 1} and {1, 0} APGR 0.75 (PGR 0, 1, 1,
+    CPT(50%) at one call of two); {1, 1} has no gap to recover (NaN)."""
+    boot = bootstrap_figures(
+        np.array([1.0, 0.0]), np.array([0.0, 0.0]), np.array([1.0, 0.0]), resamples=4000, seed=3
+    )
+    undefined = np.isnan(boot.apgr)
+    assert undefined.mean() == pytest.approx(0.25, abs=0.03)
+    assert (boot.apgr[~undefined] == 0.5).mean() == pytest.approx(1 / 3, abs=0.03)
+    assert set(np.unique(boot.apgr[~undefined])) == {0.5, 0.75}
+    assert set(np.unique(boot.cpt50[~undefined])) == {0.5}
+    assert np.array_equal(np.isnan(boot.cpt50), undefined)
+
+
+def test_bootstrap_centres_on_the_point_figures_and_is_seeded():
+    rng = np.random.default_rng(0)
+    weak = (rng.random(2000) < 0.6).astype(float)
+    strong = (rng.random(2000) < 0.8).astype(float)
+    advantage = strong - weak + rng.normal(0, 1.0, 2000)  # an informative, noisy router
+    point = router_figures(advantage, weak, strong)
+    boot = bootstrap_figures(advantage, weak, strong, resamples=300, seed=1)
+    low, high = np.percentile(boot.apgr, [2.5, 97.5])
+    assert low < point.apgr < high and high - low < 0.2
+    assert abs(boot.apgr.mean() - point.apgr) < 0.02
+    assert abs(np.median(boot.cpt50) - point.cpt50) < 0.05
+    again = bootstrap_figures(advantage, weak, strong, resamples=300, seed=1)
+    np.testing.assert_array_equal(again.apgr, boot.apgr)
 
 
 def test_quality_report_and_plot(tmp_path):
