@@ -263,6 +263,7 @@ def _run(args: argparse.Namespace) -> int:
             ),
         )
         print(result.table)
+        print(_calibration_line(result.metrics))
         if args.mlflow:
             _track(args, result, params)
         print(result.directory)
@@ -314,3 +315,15 @@ def _track(args: argparse.Namespace, result: object, params: dict[str, object]) 
             artifacts=[plot],
             bundle_dir=result.directory,
         )
+
+
+def _calibration_line(metrics: dict[str, object]) -> str:
+    """One line: the weight the bundle's table gives per share, and its held-out share."""
+    calibration = metrics.get("strong_share_calibration")
+    if not isinstance(calibration, dict):
+        return "no strong-share calibration"
+    points = ", ".join(
+        f"{p['target']:.0%} -> cost_weight {p['cost_weight']:.4f} ({p['realised_share']:.1%})"
+        for p in calibration["held_out"]
+    )
+    return f"strong-share calibration ({calibration['strong_model']}, held-out): {points}"
