@@ -73,7 +73,8 @@ class Planner:
     ) -> Plan:
         """What to do for a request to ``model`` served by ``group``, of which the ids in
         ``cooling`` are cooling down."""
-        healthy = [d for d in group if deployment_id(d) not in cooling]
+        # Nothing cooling (the usual case) needs no id lookups.
+        healthy = [d for d in group if deployment_id(d) not in cooling] if cooling else list(group)
         if not healthy:
             # Every deployment is cooling down: still answer, from the whole group.
             return Plan(model, group, self.fallback.choose(group), Reason.NO_HEALTHY_CANDIDATES)
