@@ -3,9 +3,11 @@
 The service runs the real int8 encoder with its cache off (every Route is an encoder run),
 two workers and ``max_in_flight`` 4. A client *process* (so its own CPU use cannot slow this
 process's probes) drives Route with 12 concurrent callers, twice workers + max_in_flight, for
-a few seconds; a refused caller pauses 20 ms (a gateway falls back, it does not retry at once). Meanwhile this process calls ``grpc.health.v1.Health/Check`` every 50 ms on a
-fresh connection, as the kubelet's gRPC probe does, and ``AdminService.GetStatus`` and
-``ListVersions`` on another connection. Only calls started inside the load window count.
+a few seconds; a refused caller pauses 20 ms (a gateway falls back, it does not retry at once).
+Meanwhile this process calls ``grpc.health.v1.Health/Check`` every 50 ms on a fresh
+connection, as the kubelet's gRPC probe does, and every other time ``AdminService.GetStatus``
+and ``ListVersions`` on another connection (one prober thread). Only calls started inside
+the load window count.
 
 Health and admin run on the event loop; encoder work runs on worker threads, at most
 ``max_in_flight`` calls are admitted, and onnxruntime releases the GIL during a run, so a
