@@ -19,6 +19,8 @@ class Plan:
     seeds_train_rows: int = 600
     seeds_min_requests: int = 30  # per prompt class (a long prompt takes ~1 s the seeds' way)
     model_seconds: float = 3.0  # per level of the process-model sweeps
+    model_rounds: int = 6  # interleaved rounds of the concurrency-model comparison
+    model_sequential: int = 200  # sequential short prompts per model and round
     batched_sweep: bool = True
     health_seconds: float = 8.0  # Route saturated while Health/Check is probed
     starts: int = 5  # cold starts per configuration (median reported)
@@ -34,6 +36,8 @@ class Plan:
             seeds_train_rows=100,
             seeds_min_requests=3,
             model_seconds=1.0,
+            model_rounds=2,
+            model_sequential=40,
             batched_sweep=False,
             health_seconds=2.0,
             starts=2,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from . import concurrency_model
 from .prompts import CLASSES
 
 P99_TARGET_MS = 10.0
@@ -304,6 +305,9 @@ def render(results: Figures) -> str:
     pm = results.get("process_model")
     if pm:
         lines += _process_model_section(pm)
+    cm = results.get("concurrency_model")
+    if cm:
+        lines += concurrency_model.section(cm)
     rec = results["recommendation"]
     lines.append(
         f"\ndefault configuration: the {rec['config']} encoder, best process model "

@@ -8,10 +8,11 @@ probed while Route is saturated, the LiteLLM strategy's overhead against the run
 service, cold start to SERVING and RSS after warm-up, and service RSS with three bundles
 loaded. Once: the seeds' approach, encoder batching (fp32), a cache hit, and the process
 model (threads, intra-op threads, SO_REUSEPORT processes) on the default configuration,
-from which the HPA sizing rule comes. Prints a table, every BRIEF §4 target as MET / NOT MET
-(judged on the default configuration), and writes every figure as JSON. Every figure comes
-from this one run on this machine, so the ratios compare like with like. Load goes to
-loopback only, bounded in requests and seconds.
+from which the HPA sizing rule comes, and the concurrency model (the shipped grpc.aio server
+against sync grpc.server prototypes, interleaved). Prints a table, every BRIEF §4 target as
+MET / NOT MET (judged on the default configuration), and writes every figure as JSON. Every
+figure comes from this one run on this machine, so the ratios compare like with like. Load
+goes to loopback only, bounded in requests and seconds.
 
     python -m tools.bench.run --artifacts artifacts --out bench-results.json [--quick]
 """
@@ -27,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import configs, inprocess, process_model, replica, report, service
+from . import concurrency_model, configs, inprocess, process_model, replica, report, service
 from .plan import Plan
 
 
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path(".cache/embeddings"))
     parser.add_argument("--skip-seeds", action="store_true")
     parser.add_argument("--skip-process-model", action="store_true")
+    parser.add_argument("--skip-concurrency-model", action="store_true")
     args = parser.parse_args(argv)
     plan = (Plan.quick() if args.quick else Plan()).with_seconds(args.seconds)
     started = time.perf_counter()
@@ -90,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_process_model:
         _step(f"process model on {default.name}: threads, intra-op threads, SO_REUSEPORT")
         results["process_model"] = process_model.compare(default, plan)
+    if not args.skip_concurrency_model:
+        _step(f"concurrency model on {default.name}: shipped aio server against sync prototypes")
+        results["concurrency_model"] = concurrency_model.compare(default, plan)
     report.summarize(results)
     results["wall_s"] = time.perf_counter() - started
     print(report.render(results))
