@@ -143,6 +143,10 @@ class DecisionServer:
         self.metrics.watch_front(decider.front.stats)
         self.audit = AuditLog(settings.audit_log_path)
         configure_events(settings.telemetry_events_file, prompt_hash=settings.telemetry_prompt_hash)
+        # Encoder runs go to these threads, never to the event loop, where every call's gRPC
+        # work, health and admin run: a probe waits for the loop's turn, never for an encoder
+        # run (tests/integration/test_health_under_saturation.py; docs/performance.md, "The
+        # serving concurrency model", for the sync-server alternative and its figures).
         self._executor = ThreadPoolExecutor(
             max_workers=settings.workers, thread_name_prefix="routeiq-decide"
         )
