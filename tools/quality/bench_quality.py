@@ -15,10 +15,11 @@ first seed), ``pgr_curve.png`` and ``model_share.png`` (``tools.quality.plots``)
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import multiprocessing
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,37 @@ def _mean(values: Sequence[float]) -> float:
     return round(float(np.mean(values)), 4)
 
 
+def _train_one(
+    data_dir: Path,
+    encoder_dir: Path,
+    cache_dir: Path | None,
+    seed: int,
+    family: str,
+    family_params: dict[str, object],
+    bundles_dir: Path,
+) -> tuple[dict[str, object], np.ndarray]:
+    """Train, export and evaluate one family on one split: its figures and held-out predictions."""
+    started = time.perf_counter()
+    encoder = OnnxEncoder(encoder_dir, intra_op_threads=2)
+    prepared = pipeline.prepare(
+        data_dir, encoder, split_seed=seed, test_fraction=0.5, cache_dir=cache_dir
+    )
+    trained = pipeline.train_bundle(
+        prepared, family, encoder, bundles_dir, seed=seed, params=family_params
+    )
+    quality = trained.metrics["quality"]
+    assert isinstance(quality, dict)
+    entry: dict[str, object] = {
+        "seconds": round(time.perf_counter() - started, 1),
+        "bundle": str(trained.directory),
+        "parity": trained.written.manifest.training["parity"],
+        "quality_mae": quality["quality_mae"],
+        "top_pick_best_rate": quality["top_pick_best_rate"],
+        "curve_dollars_quality": quality["curve"],
+    }
+    return entry, trained.held_out_predicted
+
+
 def run(
     data_dir: Path,
     encoder_dir: Path,
@@ -95,7 +127,6 @@ def run(
     oracle_curves = []
     for seed in seeds:
         split = split_queries(len(data.prompts), seed=seed, test_fraction=0.5)
-        seeded = dataclasses.replace(prepared, split=split)
         test_labels = data.labels[split.test]
         pair = choose_pair(data.prices, data.labels[split.train])
         if pair is not None:
@@ -105,26 +136,20 @@ def run(
             baselines["random"].append(random_figures(weak, strong).as_dict())
             oracle_curves.append((oracle.curve.strong_share, oracle.curve.pgr))
         for family in families:
-            started = time.perf_counter()
-            trained = pipeline.train_bundle(
-                seeded,
-                family,
-                encoder,
-                out_dir / "bundles" / f"seed-{seed}",
-                seed=seed,
-                params=(params or BENCH_PARAMS).get(family, {}),
-            )
-            quality = trained.metrics["quality"]
-            assert isinstance(quality, dict)
-            runs[family][seed] = {
-                "seconds": round(time.perf_counter() - started, 1),
-                "bundle": str(trained.directory),
-                "parity": trained.written.manifest.training["parity"],
-                "quality_mae": quality["quality_mae"],
-                "top_pick_best_rate": quality["top_pick_best_rate"],
-                "curve_dollars_quality": quality["curve"],
-            }
-            predicted = trained.held_out_predicted
+            # A fresh process per family and seed: the memory one training and its ONNX
+            # sessions take (gigabytes on 7k prompts) is returned before the next starts.
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                entry, predicted = pool.submit(
+                    _train_one,
+                    data_dir,
+                    encoder_dir,
+                    cache_dir,
+                    seed,
+                    family,
+                    dict((params or BENCH_PARAMS).get(family, {})),
+                    out_dir / "bundles" / f"seed-{seed}",
+                ).result()
+            runs[family][seed] = entry
             predictions.setdefault(family, predicted)
             if pair is not None:
                 advantage = predicted[:, pair.strong] - predicted[:, pair.weak]
