@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from trainer.evaluate import DEFAULT_COST_WEIGHT, utility
-from trainer.quality_report import PublishedReference
+from trainer.quality_report import PublishedReference, save_figure
 
 TARGET_SHARE, TARGET_PGR = 0.25, 0.5
 SHARE_WEIGHTS = tuple(float(w) for w in np.concatenate([[0.0], np.geomspace(1e-3, 2.0, 80)]))
@@ -65,7 +65,7 @@ def plot_pgr(
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    return _save(fig, plt, path)
+    return save_figure(fig, plt, path)
 
 
 def model_shares(
@@ -108,13 +108,4 @@ def plot_model_share(
     ax.set_ylabel("share of held-out prompts (%)")
     ax.set_title(title, fontsize=9, pad=14)
     ax.legend(fontsize=8, loc="upper right")
-    return _save(fig, plt, path)
-
-
-def _save(fig, plt, path: Path) -> Path:
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, plt, path)
