@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -38,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        asyncio.run(serve(settings))
+        serve(settings)
     except (RouteIQError, ValueError, OSError) as exc:
         logging.getLogger("decision_service").error("refusing to start: %s", exc)
         return 2

@@ -6,9 +6,8 @@ the servicer lets the domain's errors through; ``boundary.ErrorBoundary`` answer
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import grpc
@@ -37,13 +36,13 @@ ACTOR_METADATA = "x-routeiq-actor"
 
 
 def _refusal(message: str) -> grpc.RpcMethodHandler:
-    async def refuse(request: Any, context: grpc.aio.ServicerContext) -> NoReturn:
+    def refuse(request: Any, context: grpc.ServicerContext) -> NoReturn:
         raise Unauthenticated(message)
 
     return grpc.unary_unary_rpc_method_handler(refuse)
 
 
-class AdminTokenInterceptor(grpc.aio.ServerInterceptor):
+class AdminTokenInterceptor(grpc.ServerInterceptor):
     """Refuses every AdminService call without ``authorization: Bearer <admin_token>``.
 
     With no token configured the admin API is closed: a default that opens it would let
@@ -56,13 +55,13 @@ class AdminTokenInterceptor(grpc.aio.ServerInterceptor):
         self._disabled = _refusal("the admin API is disabled: set ROUTEIQ_ADMIN_TOKEN")
         self._wrong = _refusal("missing or wrong admin token: send 'authorization: Bearer <token>'")
 
-    async def intercept_service(
+    def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler | None:
         if not handler_call_details.method.startswith(f"/{ADMIN_SERVICE}/"):
-            return await continuation(handler_call_details)
+            return continuation(handler_call_details)
         if self._expected is None:
             return self._disabled
         sent = next(
@@ -73,10 +72,10 @@ class AdminTokenInterceptor(grpc.aio.ServerInterceptor):
         # Constant-time comparison: response timing must not reveal the token.
         if not hmac.compare_digest(sent_bytes, self._expected):
             return self._wrong
-        return await continuation(handler_call_details)
+        return continuation(handler_call_details)
 
 
-def _who(context: grpc.aio.ServicerContext) -> str:
+def _who(context: grpc.ServicerContext) -> str:
     actor = next(
         (str(v) for k, v in context.invocation_metadata() or () if k == ACTOR_METADATA), ""
     )
@@ -87,41 +86,40 @@ class AdminServicer(admin_grpc.AdminServiceServicer):
     def __init__(self, ops: AdminOps) -> None:
         self._ops = ops
 
-    async def GetStatus(
-        self, request: admin_pb.GetStatusRequest | Undecodable, context: grpc.aio.ServicerContext
+    def GetStatus(
+        self, request: admin_pb.GetStatusRequest | Undecodable, context: grpc.ServicerContext
     ) -> admin_pb.GetStatusResponse:
         require_decoded(request)
         return status_to_proto(self._ops.status())
 
-    async def ListVersions(
+    def ListVersions(
         self,
         request: admin_pb.ListVersionsRequest | Undecodable,
-        context: grpc.aio.ServicerContext,
+        context: grpc.ServicerContext,
     ) -> admin_pb.ListVersionsResponse:
         require_decoded(request)
         return versions_to_proto(self._ops.list_versions())
 
-    async def Reload(
-        self, request: admin_pb.ReloadRequest | Undecodable, context: grpc.aio.ServicerContext
+    def Reload(
+        self, request: admin_pb.ReloadRequest | Undecodable, context: grpc.ServicerContext
     ) -> admin_pb.ReloadResponse:
         why = reload_from_proto(request)
-        # Loading and validating a bundle takes CPU for a while: never on the event loop.
-        result = await asyncio.to_thread(self._ops.reload, who=_who(context), why=why)
+        # Loading and validating a bundle takes a while on this pool thread; Route calls
+        # keep being answered on the others.
+        result = self._ops.reload(who=_who(context), why=why)
         return reload_to_proto(result)
 
-    async def Rollback(
-        self, request: admin_pb.RollbackRequest | Undecodable, context: grpc.aio.ServicerContext
+    def Rollback(
+        self, request: admin_pb.RollbackRequest | Undecodable, context: grpc.ServicerContext
     ) -> admin_pb.RollbackResponse:
         change = rollback_from_proto(request)
-        result = await asyncio.to_thread(
-            self._ops.rollback, change.to, who=_who(context), why=change.why
-        )
+        result = self._ops.rollback(change.to, who=_who(context), why=change.why)
         return rollback_to_proto(result)
 
-    async def SetTrafficSplit(
+    def SetTrafficSplit(
         self,
         request: admin_pb.SetTrafficSplitRequest | Undecodable,
-        context: grpc.aio.ServicerContext,
+        context: grpc.ServicerContext,
     ) -> admin_pb.SetTrafficSplitResponse:
         change = split_from_proto(request)
         result = self._ops.set_split(

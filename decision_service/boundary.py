@@ -16,7 +16,7 @@ answering INTERNAL on its own.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import grpc
@@ -55,9 +55,9 @@ _STATUS_BY_ERROR: dict[type[RouteIQError], grpc.StatusCode] = {
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
 }
 
-# An async unary-unary handler: (request, grpc.aio.ServicerContext) -> awaitable reply.
-Behavior = Callable[..., Awaitable[Any]]
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]]
+# A unary-unary handler: (request, grpc.ServicerContext) -> reply.
+Behavior = Callable[..., Any]
+Continuation = Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None]
 
 
 def status_for(error: BaseException) -> grpc.StatusCode:
@@ -80,22 +80,22 @@ def answer_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
 def guard(behavior: Behavior, metrics: ServiceMetrics, method: str = "") -> Behavior:
     """``behavior`` answering what it raises with ``answer_for``, counted and (if a bug) logged."""
 
-    async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+        # Handlers here raise and never call context.abort themselves: grpc's abort raises a
+        # bare Exception this would answer a second time, as INTERNAL.
         try:
-            return await behavior(request, context)
-        except grpc.aio.AbortError:
-            raise  # already answered (handlers here raise instead; kept for safety)
+            return behavior(request, context)
         except Exception as exc:
             code, message = answer_for(exc)
             metrics.errors.labels(code=code.name).inc()
             if code is grpc.StatusCode.INTERNAL:
                 log.error("%s failed unexpectedly", method or "call", exc_info=exc)
-            await context.abort(code, message)
+            context.abort(code, message)
 
     return guarded
 
 
-class ErrorBoundary(grpc.aio.ServerInterceptor):
+class ErrorBoundary(grpc.ServerInterceptor):
     """Wraps every unary-unary handler of ``services`` in ``guard`` (wrapped once per handler)."""
 
     def __init__(self, metrics: ServiceMetrics, services: Iterable[ServiceDescriptor]) -> None:
@@ -107,11 +107,11 @@ class ErrorBoundary(grpc.aio.ServerInterceptor):
         # calls to made-up names cannot grow it.
         self._guarded: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
-    async def intercept_service(
+    def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler:
-        # None (not in the stubs' type) when no service has the method: UNIMPLEMENTED.
-        handler = await continuation(handler_call_details)
+    ) -> grpc.RpcMethodHandler | None:
+        # None when no service has the method: UNIMPLEMENTED.
+        handler = continuation(handler_call_details)
         method = handler_call_details.method
         if (
             handler is None
@@ -151,5 +151,5 @@ def service_handler(service: ServiceDescriptor, servicer: object) -> grpc.Generi
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
 
-def add_service(service: ServiceDescriptor, servicer: object, server: grpc.aio.Server) -> None:
+def add_service(service: ServiceDescriptor, servicer: object, server: grpc.Server) -> None:
     server.add_generic_rpc_handlers((service_handler(service, servicer),))

@@ -2,14 +2,14 @@
 
 Synchronous and transport-free. ``Decider.start`` does everything that is cheap and
 returns a ``Decision``, or, when the rest needs an encoder run (milliseconds of CPU), a
-``Deferred`` whose ``finish()`` the caller runs on a worker thread, so the event loop never
-waits on onnxruntime. The routing snapshot is read once, in ``start``: a deferred decision
-finishes on the version it started with.
+``Deferred`` whose ``finish()`` the caller runs once it holds a decide slot (``runner.py``),
+so at most one encoder run per core is under way. The routing snapshot is read once, in
+``start``: a deferred decision finishes on the version it started with.
 
 Cheap means no encoder run: the caller sent an embedding, the strategy needs none, or the
 prompt's embedding is in the cache. The cache is looked up once per request (in ``start``;
 a miss is counted by the encode in ``finish``), so an entry evicted in between cannot send
-an encoder run back onto the loop.
+an encoder run past the slots.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ class _Started:
 
 @dataclass(frozen=True)
 class Deferred:
-    """A decision that must not be finished on the event loop: call ``finish()`` on a worker.
+    """A decision that needs a decide slot: call ``finish()`` while holding one.
 
-    ``deadline`` is a ``time.monotonic()`` instant: a call that waited for a worker past it
+    ``deadline`` is a ``time.monotonic()`` instant: a call that waited for a slot past it
     is refused (``DeadlineTooShort``) before any work is done for it.
     """
 
@@ -59,7 +59,7 @@ class Deferred:
     def finish(self) -> Decision:
         if self.deadline is not None and time.monotonic() >= self.deadline:
             # Queued past its deadline: the caller has given up, so do no work for it.
-            raise DeadlineTooShort("the deadline passed while the call waited for a worker")
+            raise DeadlineTooShort("the deadline passed while the call waited for a decide slot")
         return self.decider._finish(self.work)
 
 
@@ -107,7 +107,8 @@ class Decider:
             query, routing, strategy, arm, decision_id, needs_embedding, started, spent_s=0.0
         )
         if self._delay_s:
-            # The debug delay holds the call in flight: it must never block the loop.
+            # The debug delay holds the call in flight (drain and overload tests): it holds a
+            # slot like the encoder run it stands in for.
             return self._defer(work, deadline)
         cached = None
         if needs_embedding:

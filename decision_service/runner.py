@@ -1,22 +1,24 @@
-"""Admission, deadlines, worker threads, metrics and telemetry around the decide path.
+"""Admission, deadlines, decide slots, metrics and telemetry around the decide path.
 
-Async but transport-free: the servicer hands it a query and the caller's remaining time.
-The decide path answers at once when that is cheap (a cached or given embedding, a static
-strategy) and otherwise hands back the rest, which runs here on a worker thread.
+Transport-free: the servicer hands it a query and the caller's remaining time, on the gRPC
+server's pool thread that runs the call. The decide path answers at once when that is cheap
+(a cached or given embedding, a static strategy); otherwise the rest needs one of
+``workers`` decide slots and runs on this same thread once it holds one. The server's pool
+is larger than ``max_in_flight``, so health and admin calls always find a thread that is
+not waiting for a slot (tests/integration/test_health_under_saturation.py).
 
 A call is refused at once (RESOURCE_EXHAUSTED) when ``max_in_flight`` calls are already
 admitted, and (DEADLINE_EXCEEDED) when it arrives with less than ``min_deadline`` left or
-its deadline passes before a worker answers, so a gateway falls back immediately instead
-of queueing behind work it will not wait for.
+its deadline passes before a slot frees, so a gateway falls back immediately instead of
+queueing behind work it will not wait for.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
+import threading
 import time
-from concurrent.futures import Executor
 
 from opentelemetry import trace
 
@@ -38,24 +40,27 @@ class RouteRunner:
     def __init__(
         self,
         decider: Decider,
-        executor: Executor,
         metrics: ServiceMetrics,
         *,
+        workers: int,
         max_in_flight: int,
         min_deadline_s: float,
     ) -> None:
         self.decider = decider
-        self.executor = executor
         self.metrics = metrics
+        self.workers = workers
         self.max_in_flight = max_in_flight
         self.min_deadline_s = min_deadline_s
-        self.in_flight = 0  # touched only on the event loop thread
+        # Decisions that run the encoder at once: one per core. More would only share the
+        # cores and make every one of them slower.
+        self._slots = threading.BoundedSemaphore(workers)
+        self._admission = threading.Lock()
+        self.in_flight = 0  # calls holding or waiting for a slot; changed under _admission
+        self.slot_runs = 0  # decisions that needed a slot (an encoder run or the debug delay)
 
-    async def route(self, query: RouteQuery, time_remaining_s: float | None) -> Decision:
+    def route(self, query: RouteQuery, time_remaining_s: float | None) -> Decision:
         if self.in_flight >= self.max_in_flight:
-            raise Overloaded(
-                f"{self.in_flight} calls in flight (limit {self.max_in_flight}); fall back or retry"
-            )
+            raise self._overloaded()
         if time_remaining_s is not None and time_remaining_s < self.min_deadline_s:
             raise DeadlineTooShort(
                 f"{time_remaining_s * 1e3:.2f} ms left, less than the "
@@ -63,13 +68,7 @@ class RouteRunner:
             )
         deadline = time.monotonic() + time_remaining_s if time_remaining_s is not None else None
         step = self.decider.start(query, deadline)
-        if isinstance(step, Deferred):
-            # An encoder run (milliseconds) goes to a worker. What start() answered itself
-            # left ~0.2 ms of work: less than the hop to a worker thread and back, which
-            # costs ~0.5 ms of CPU on the event loop alone.
-            decision = await self._on_worker(step, time_remaining_s)
-        else:
-            decision = step
+        decision = self._in_slot(step, time_remaining_s) if isinstance(step, Deferred) else step
         self.metrics.latency.labels(strategy=decision.strategy_name).observe(
             decision.timings.total_ms / 1e3
         )
@@ -79,29 +78,29 @@ class RouteRunner:
         emit_decision_event(decision, query)
         return decision
 
-    async def _on_worker(self, step: Deferred, time_remaining_s: float | None) -> Decision:
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.executor, step.finish)
-        self._admit(future)
-        try:
-            # shield: a timed-out wait must not cancel the bookkeeping of work already queued.
-            return await asyncio.wait_for(asyncio.shield(future), timeout=time_remaining_s)
-        except TimeoutError:
-            raise DeadlineTooShort("no decision within the caller's deadline") from None
-
-    def _admit(self, future: asyncio.Future[Decision]) -> None:
-        # In flight until the worker is done, not until the caller stops waiting: the bound
-        # is on work the workers still have to do.
-        self.in_flight += 1
+    def _in_slot(self, step: Deferred, time_remaining_s: float | None) -> Decision:
+        with self._admission:
+            if self.in_flight >= self.max_in_flight:  # checked again: others may have won
+                raise self._overloaded()
+            self.in_flight += 1
+            self.slot_runs += 1
         self.metrics.in_flight.inc()
-
-        def release(done: asyncio.Future[Decision]) -> None:
-            self.in_flight -= 1
+        try:
+            if not self._slots.acquire(timeout=time_remaining_s):
+                raise DeadlineTooShort("no decision within the caller's deadline")
+            try:
+                return step.finish()
+            finally:
+                self._slots.release()
+        finally:
+            with self._admission:
+                self.in_flight -= 1
             self.metrics.in_flight.dec()
-            if not done.cancelled():
-                done.exception()  # mark a late failure as retrieved; the caller saw its own
 
-        future.add_done_callback(release)
+    def _overloaded(self) -> Overloaded:
+        return Overloaded(
+            f"{self.in_flight} calls in flight (limit {self.max_in_flight}); fall back or retry"
+        )
 
     def record_outcome(self, outcome: Outcome) -> None:
         if not outcome.decision_id:

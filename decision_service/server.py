@@ -1,14 +1,20 @@
 """The gRPC server: DecisionService, AdminService, grpc.health.v1 and server reflection.
 
-Also owns what runs beside it: worker threads, the bundle watcher, the Prometheus
-endpoint and tracing.
+Also owns what runs beside it: the bundle watcher, the Prometheus endpoint and tracing.
+
+The concurrency model (docs/performance.md, "The serving concurrency model"): one
+synchronous ``grpc.server`` whose pool thread runs each call start to finish, with no event
+loop and no hop to a worker and back. Encoder runs are bounded by the runner's decide slots
+(``workers``, one per core), and the pool has ``POOL_HEADROOM`` threads more than the
+``max_in_flight`` calls that may hold or wait for a slot, so health checks, admin calls and
+RESOURCE_EXHAUSTED refusals always find a free thread.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -16,7 +22,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
-from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+from opentelemetry.instrumentation.grpc import filters, server_interceptor
 from opentelemetry.trace import TracerProvider
 from prometheus_client import start_http_server
 
@@ -45,6 +51,10 @@ from .telemetry import configure_events, configure_tracing
 from .versions import VersionRegistry
 
 log = logging.getLogger(__name__)
+
+# Pool threads beyond max_in_flight: never all waiting for a decide slot, so a probe, an
+# admin call or a refusal is answered at once under any Route load.
+POOL_HEADROOM = 8
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -127,7 +137,7 @@ def server_credentials(settings: ServiceSettings) -> grpc.ServerCredentials | No
 
 
 class DecisionServer:
-    """Owns the grpc.aio server, its worker threads, the watcher and the health status."""
+    """Owns the gRPC server, its thread pool, the watcher and the health status."""
 
     def __init__(
         self,
@@ -143,17 +153,15 @@ class DecisionServer:
         self.metrics.watch_front(decider.front.stats)
         self.audit = AuditLog(settings.audit_log_path)
         configure_events(settings.telemetry_events_file, prompt_hash=settings.telemetry_prompt_hash)
-        # Encoder runs go to these threads, never to the event loop, where every call's gRPC
-        # work, health and admin run: a probe waits for the loop's turn, never for an encoder
-        # run (tests/integration/test_health_under_saturation.py; docs/performance.md, "The
-        # serving concurrency model", for the sync-server alternative and its figures).
-        self._executor = ThreadPoolExecutor(
-            max_workers=settings.workers, thread_name_prefix="routeiq-decide"
+        # Every call runs on one of these threads; at most max_in_flight of them hold or wait
+        # for a decide slot (tests/integration/test_health_under_saturation.py).
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.max_in_flight + POOL_HEADROOM, thread_name_prefix="routeiq-grpc"
         )
         self.runner = RouteRunner(
             decider,
-            self._executor,
             self.metrics,
+            workers=settings.workers,
             max_in_flight=settings.max_in_flight,
             min_deadline_s=settings.min_deadline_ms / 1e3,
         )
@@ -175,12 +183,10 @@ class DecisionServer:
             else None
         )
         self.serving = False
-        # health.aio: the public asyncio servicer (the module behind it, _async, is private).
-        # health.py imports it without marking the re-export, which mypy does not see through.
-        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        self.health = health.HealthServicer()
         token = settings.admin_token.get_secret_value() if settings.admin_token else None
         # The boundary is outside the token check, so it answers the check's refusals too.
-        interceptors: list[grpc.aio.ServerInterceptor] = [
+        interceptors: list[grpc.ServerInterceptor] = [
             ErrorBoundary(self.metrics, (DECISION_SERVICE_DESCRIPTOR, ADMIN_SERVICE_DESCRIPTOR)),
             AdminTokenInterceptor(token),
         ]
@@ -188,12 +194,13 @@ class DecisionServer:
             # Health probes every few seconds would drown the traces: not traced.
             interceptors.insert(
                 0,
-                aio_server_interceptor(
+                server_interceptor(
                     tracer_provider=tracer_provider,
                     filter_=filters.negate(filters.health_check()),
                 ),
             )
-        self.server = grpc.aio.server(
+        self.server = grpc.server(
+            self._pool,
             interceptors=interceptors,
             options=[
                 ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
@@ -231,21 +238,21 @@ class DecisionServer:
             raise OSError(f"cannot bind {address}")
         self._metrics_http: Any = None
 
-    async def start(self) -> None:
+    def start(self) -> None:
         if self.settings.metrics_port is not None:
             self._metrics_http, _ = start_http_server(
                 self.settings.metrics_port,
                 addr=self.settings.metrics_host,
                 registry=self.metrics.registry,
             )
-        await self.server.start()
+        self.server.start()
         bundle = self.registry.bundle
         if bundle is not None:
             self.metrics.set_active(bundle.version, bundle.strategy_name)
         self.serving = bundle is not None
         status = _SERVING if self.serving else _NOT_SERVING
         for service in ("", DECISION_SERVICE):
-            await self.health.set(service, status)
+            self.health.set(service, status)
         if self.watcher is not None:
             self.watcher.start()
         log.info(
@@ -259,30 +266,29 @@ class DecisionServer:
             self.settings.metrics_port,
         )
 
-    async def stop(self) -> None:
+    def stop(self) -> None:
         """Turn health NOT_SERVING, refuse new calls, let calls in flight finish, then close."""
         self.serving = False
-        await self.health.enter_graceful_shutdown()
+        self.health.enter_graceful_shutdown()
         if self.watcher is not None:
-            await asyncio.to_thread(self.watcher.stop)
-        await self.server.stop(self.settings.shutdown_grace_s)
-        self._executor.shutdown(wait=True, cancel_futures=True)
+            self.watcher.stop()
+        self.server.stop(self.settings.shutdown_grace_s).wait()
+        self._pool.shutdown(wait=True, cancel_futures=True)
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
         log.info("stopped")
 
 
-async def serve(settings: ServiceSettings) -> None:
+def serve(settings: ServiceSettings) -> None:
     decider = build_decider(settings)
     provider = configure_tracing()
     server = DecisionServer(settings, decider, tracer_provider=provider)
-    await server.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
+    server.start()
+    stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
     log.info("signal received: draining for up to %.1fs", settings.shutdown_grace_s)
-    await server.stop()
+    server.stop()
     if provider is not None:
         provider.shutdown()  # flush the last spans

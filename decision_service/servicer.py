@@ -31,27 +31,27 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         self._runner = runner
         self._registry = registry
 
-    async def Route(
-        self, request: pb.RouteRequest | Undecodable, context: grpc.aio.ServicerContext
+    def Route(
+        self, request: pb.RouteRequest | Undecodable, context: grpc.ServicerContext
     ) -> pb.RouteResponse:
         query = query_from_proto(request)
-        decision = await self._runner.route(query, context.time_remaining())
+        decision = self._runner.route(query, context.time_remaining())
         return decision_to_proto(decision)
 
-    async def ListStrategies(
-        self, request: pb.ListStrategiesRequest | Undecodable, context: grpc.aio.ServicerContext
+    def ListStrategies(
+        self, request: pb.ListStrategiesRequest | Undecodable, context: grpc.ServicerContext
     ) -> pb.ListStrategiesResponse:
         require_decoded(request)
         return strategies_to_proto(self._registry.listing())
 
-    async def RecordOutcome(
-        self, request: pb.RecordOutcomeRequest | Undecodable, context: grpc.aio.ServicerContext
+    def RecordOutcome(
+        self, request: pb.RecordOutcomeRequest | Undecodable, context: grpc.ServicerContext
     ) -> pb.RecordOutcomeResponse:
         self._runner.record_outcome(outcome_from_proto(request))
         return pb.RecordOutcomeResponse()
 
-    async def RecordFeedback(
-        self, request: pb.RecordFeedbackRequest | Undecodable, context: grpc.aio.ServicerContext
+    def RecordFeedback(
+        self, request: pb.RecordFeedbackRequest | Undecodable, context: grpc.ServicerContext
     ) -> pb.RecordFeedbackResponse:
         self._runner.record_feedback(feedback_from_proto(request))
         return pb.RecordFeedbackResponse()

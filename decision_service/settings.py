@@ -34,8 +34,8 @@ class ServiceSettings(BaseSettings):
     workers: int = Field(
         default=2,
         ge=1,
-        description="Threads that run decisions off the event loop (one per core). With "
-        "encoder batching on, more threads than encoder_parallel_runs let concurrent "
+        description="Decisions that run the encoder at once (decide slots; one per core). "
+        "With encoder batching on, more slots than encoder_parallel_runs let concurrent "
         "prompts queue and share one encoder run.",
     )
     intra_op_threads: int = Field(default=1, ge=1, description="onnxruntime threads per graph run.")
@@ -79,8 +79,9 @@ class ServiceSettings(BaseSettings):
     max_in_flight: int = Field(
         default=64,
         ge=1,
-        description="Route calls admitted at once (running or queued for a worker); more are "
-        "refused at once with RESOURCE_EXHAUSTED so the gateway falls back.",
+        description="Route calls admitted at once (running or waiting for a decide slot); "
+        "more are refused at once with RESOURCE_EXHAUSTED so the gateway falls back. The "
+        "server's thread pool has 8 threads more, for health, admin calls and refusals.",
     )
     min_deadline_ms: float = Field(
         default=1.0,
