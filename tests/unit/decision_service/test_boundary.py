@@ -4,13 +4,12 @@ check's refusals included."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 import pytest
@@ -60,8 +59,13 @@ ERROR_CLASSES = [
 ]
 
 
+class Aborted(Exception):
+    """What ``FakeContext.abort`` raises: sync grpc's abort raises a bare ``Exception``."""
+
+
 class FakeContext:
-    """The parts of ``grpc.aio.ServicerContext`` the service uses; ``abort`` raises like grpc's."""
+    """The parts of ``grpc.ServicerContext`` the service uses; ``abort`` acts like sync grpc's:
+    it records the status and raises."""
 
     def __init__(self, metadata: Sequence[tuple[str, str]] = (), remaining: float = 5.0) -> None:
         self.metadata = tuple(metadata)
@@ -70,10 +74,10 @@ class FakeContext:
         self.details = ""
         self.aborts = 0
 
-    async def abort(self, code: grpc.StatusCode, details: str = "") -> None:
+    def abort(self, code: grpc.StatusCode, details: str = "") -> NoReturn:
         self.aborts += 1
         self.code, self.details = code, details
-        raise grpc.aio.AbortError(details)
+        raise Aborted(details)
 
     def time_remaining(self) -> float:
         return self.remaining
@@ -86,35 +90,35 @@ class FakeContext:
 
 
 @dataclass(frozen=True)
-class Details:
+class Details(grpc.HandlerCallDetails):
     method: str
     invocation_metadata: tuple[tuple[str, str], ...] = ()
 
 
-async def resolve(
+def resolve(
     method: str,
     metadata: Sequence[tuple[str, str]],
-    interceptors: Sequence[grpc.aio.ServerInterceptor],
+    interceptors: Sequence[grpc.ServerInterceptor],
     generic: Sequence[grpc.GenericRpcHandler],
 ) -> Any:
-    """The handler a grpc.aio server would run: interceptors in order, then the services."""
+    """The handler a grpc.server would run: interceptors in order, then the services."""
 
-    async def lookup(details: Details) -> Any:
+    def lookup(details: Details) -> Any:
         return next((h for g in generic if (h := g.service(details)) is not None), None)
 
     chain: Any = lookup
     for interceptor in reversed(interceptors):
         chain = functools.partial(interceptor.intercept_service, chain)
-    return await chain(Details(method, tuple(metadata)))
+    return chain(Details(method, tuple(metadata)))
 
 
-async def call(handler: Any, payload: bytes, context: FakeContext) -> Any:
+def call(handler: Any, payload: bytes, context: FakeContext) -> Any:
     """Run ``handler`` on wire bytes; returns the reply, or None when it aborted."""
     deserialize = handler.request_deserializer
     request = deserialize(payload) if deserialize is not None else payload
     try:
-        return await handler.unary_unary(request, context)
-    except grpc.aio.AbortError:
+        return handler.unary_unary(request, context)
+    except Aborted:
         return None
 
 
@@ -123,7 +127,7 @@ def errors_counted(metrics: ServiceMetrics, code: grpc.StatusCode) -> float:
 
 
 def raising(exc: BaseException) -> Any:
-    async def behavior(request: Any, context: Any) -> Any:
+    def behavior(request: Any, context: Any) -> Any:
         raise exc
 
     return behavior
@@ -138,12 +142,12 @@ def test_every_error_class_in_errors_py_has_a_status():
 
 
 @pytest.mark.parametrize("cls", ERROR_CLASSES, ids=lambda c: c.__name__)
-async def test_a_domain_error_is_answered_with_its_code_and_message(cls, caplog):
+def test_a_domain_error_is_answered_with_its_code_and_message(cls, caplog):
     metrics = ServiceMetrics()
     context = FakeContext()
     guarded = guard(raising(cls("send a prompt or an embedding")), metrics, "/svc/Method")
-    with caplog.at_level(logging.ERROR), pytest.raises(grpc.aio.AbortError):
-        await guarded(object(), context)
+    with caplog.at_level(logging.ERROR), pytest.raises(Aborted):
+        guarded(object(), context)
     assert status_for(cls("x")) == EXPECTED_STATUS[cls]
     assert (context.code, context.details) == (
         EXPECTED_STATUS[cls],
@@ -171,15 +175,15 @@ def test_a_subclass_gets_its_parents_code():
     ],
     ids=lambda e: type(e).__name__,
 )
-async def test_an_unexpected_exception_is_internal_generic_and_logged(exc, caplog):
+def test_an_unexpected_exception_is_internal_generic_and_logged(exc, caplog):
     metrics = ServiceMetrics()
     context = FakeContext()
     guarded = guard(raising(exc), metrics, "/routeiq.decision.v1.DecisionService/Route")
     with (
         caplog.at_level(logging.ERROR, logger="decision_service"),
-        pytest.raises(grpc.aio.AbortError),
+        pytest.raises(Aborted),
     ):
-        await guarded(object(), context)
+        guarded(object(), context)
     assert (context.code, context.details) == (grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
     assert "secret" not in context.details and "api_key" not in context.details
     assert errors_counted(metrics, grpc.StatusCode.INTERNAL) == 1
@@ -188,36 +192,36 @@ async def test_an_unexpected_exception_is_internal_generic_and_logged(exc, caplo
     assert record.exc_info is not None and record.exc_info[1] is exc  # traceback in the log
 
 
-async def test_success_passes_through_uncounted():
+def test_success_passes_through_uncounted():
     metrics = ServiceMetrics()
 
-    async def behavior(request: Any, context: Any) -> str:
+    def behavior(request: Any, context: Any) -> str:
         return f"reply to {request}"
 
     context = FakeContext()
-    assert await guard(behavior, metrics)("ping", context) == "reply to ping"
+    assert guard(behavior, metrics)("ping", context) == "reply to ping"
     assert context.code is None
     assert metrics.registry.get_sample_value("routeiq_errors_total", {"code": "INTERNAL"}) is None
 
 
-async def test_a_cancelled_call_is_not_an_error():
-    metrics = ServiceMetrics()
-    context = FakeContext()
-    with pytest.raises(asyncio.CancelledError):
-        await guard(raising(asyncio.CancelledError()), metrics)(object(), context)
-    assert context.aborts == 0
-
-
-async def test_an_abort_already_made_is_not_answered_twice():
+def test_a_handler_that_aborts_by_itself_is_answered_again_as_internal():
+    # Why the servicers raise instead of calling context.abort: sync grpc's abort raises a
+    # bare Exception, which the boundary cannot tell from a bug; it answers a second time,
+    # and the last status recorded (INTERNAL) is the one the caller gets.
     metrics = ServiceMetrics()
 
-    async def aborts(request: Any, context: FakeContext) -> None:
-        await context.abort(grpc.StatusCode.ABORTED, "by hand")
+    def aborts(request: Any, context: FakeContext) -> None:
+        context.abort(grpc.StatusCode.ABORTED, "by hand")
 
     context = FakeContext()
-    with pytest.raises(grpc.aio.AbortError):
-        await guard(aborts, metrics)(object(), context)
-    assert (context.code, context.aborts) == (grpc.StatusCode.ABORTED, 1)
+    with pytest.raises(Aborted):
+        guard(aborts, metrics)(object(), context)
+    assert (context.code, context.details, context.aborts) == (
+        grpc.StatusCode.INTERNAL,
+        INTERNAL_MESSAGE,
+        2,
+    )
+    assert errors_counted(metrics, grpc.StatusCode.INTERNAL) == 1
 
 
 # ---- the interceptor, the token check and every method --------------------------------
@@ -252,31 +256,29 @@ REACHES_DOMAIN: dict[str, bytes] = {
 
 
 @pytest.mark.parametrize("method", ALL_METHODS, ids=lambda m: m.rsplit("/", 1)[-1])
-async def test_every_method_of_both_services_is_guarded(method, caplog):
+def test_every_method_of_both_services_is_guarded(method, caplog):
     metrics = ServiceMetrics()
     interceptors = [ErrorBoundary(metrics, SERVICES), AdminTokenInterceptor(TOKEN)]
-    handler = await resolve(method, AUTH, interceptors, exploding_services())
+    handler = resolve(method, AUTH, interceptors, exploding_services())
     context = FakeContext(AUTH)
     with caplog.at_level(logging.ERROR, logger="decision_service"):
         request = REACHES_DOMAIN.get(method.rsplit("/", 1)[-1], b"")
-        assert await call(handler, request, context) is None
+        assert call(handler, request, context) is None
     assert (context.code, context.details) == (grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
     assert errors_counted(metrics, grpc.StatusCode.INTERNAL) == 1
     assert "broke at /srv/internal/state" in caplog.text  # logged, not sent
 
 
 @pytest.mark.parametrize("method", ALL_METHODS, ids=lambda m: m.rsplit("/", 1)[-1])
-async def test_a_request_that_does_not_parse_is_invalid_for_every_method(method):
+def test_a_request_that_does_not_parse_is_invalid_for_every_method(method):
     metrics = ServiceMetrics()
     interceptors = [ErrorBoundary(metrics, SERVICES), AdminTokenInterceptor(TOKEN)]
-    handler = await resolve(method, AUTH, interceptors, exploding_services())
+    handler = resolve(method, AUTH, interceptors, exploding_services())
     context = FakeContext(AUTH)
     # Field 1 as a length-delimited string holding bytes that are not UTF-8 (for the
     # field-less requests, an unknown field whose length runs past the end).
     assert (
-        await call(
-            handler, b"\x0a\x02\xff\xfe" if method_has_field_1(method) else b"\x0a\x05", context
-        )
+        call(handler, b"\x0a\x02\xff\xfe" if method_has_field_1(method) else b"\x0a\x05", context)
         is None
     )
     assert context.code == grpc.StatusCode.INVALID_ARGUMENT
@@ -300,67 +302,65 @@ def method_has_field_1(method: str) -> bool:
         (TOKEN, (("authorization", TOKEN),), "missing or wrong admin token"),
     ],
 )
-async def test_the_token_check_is_answered_by_the_boundary(token, metadata, message):
+def test_the_token_check_is_answered_by_the_boundary(token, metadata, message):
     metrics = ServiceMetrics()
     interceptors = [ErrorBoundary(metrics, SERVICES), AdminTokenInterceptor(token)]
     methods = [
         f"/{ADMIN_SERVICE_DESCRIPTOR.full_name}/{m.name}" for m in ADMIN_SERVICE_DESCRIPTOR.methods
     ]
     for method in [*methods, f"/{ADMIN_SERVICE_DESCRIPTOR.full_name}/NoSuchMethod"]:
-        handler = await resolve(method, metadata, interceptors, exploding_services())
+        handler = resolve(method, metadata, interceptors, exploding_services())
         context = FakeContext(metadata)
-        assert await call(handler, b"", context) is None
+        assert call(handler, b"", context) is None
         assert context.code == grpc.StatusCode.UNAUTHENTICATED
         assert message in context.details
     assert errors_counted(metrics, grpc.StatusCode.UNAUTHENTICATED) == len(methods) + 1
 
 
-async def test_the_token_check_leaves_the_decision_service_alone():
+def test_the_token_check_leaves_the_decision_service_alone():
     metrics = ServiceMetrics()
     interceptors = [ErrorBoundary(metrics, SERVICES), AdminTokenInterceptor(None)]
     method = f"/{DECISION_SERVICE_DESCRIPTOR.full_name}/ListStrategies"
-    handler = await resolve(method, (), interceptors, exploding_services())
+    handler = resolve(method, (), interceptors, exploding_services())
     context = FakeContext()
-    await call(handler, b"", context)
+    call(handler, b"", context)
     assert context.code == grpc.StatusCode.INTERNAL  # reached the (exploding) servicer
 
 
-async def test_the_boundary_wraps_each_handler_once_and_only_its_services():
+def test_the_boundary_wraps_each_handler_once_and_only_its_services():
     metrics = ServiceMetrics()
     boundary = ErrorBoundary(metrics, SERVICES)
     generic = exploding_services()
     route = f"/{DECISION_SERVICE_DESCRIPTOR.full_name}/Route"
-    first = await resolve(route, (), [boundary], generic)
-    assert first is await resolve(route, (), [boundary], generic)  # cached, not rebuilt per call
+    first = resolve(route, (), [boundary], generic)
+    assert first is resolve(route, (), [boundary], generic)  # cached, not rebuilt per call
     assert first is not generic[0].service(Details(route))
     unknown = f"/{DECISION_SERVICE_DESCRIPTOR.full_name}/NoSuchMethod"
-    assert await resolve(unknown, (), [boundary], generic) is None  # gRPC: UNIMPLEMENTED
+    assert resolve(unknown, (), [boundary], generic) is None  # gRPC: UNIMPLEMENTED
 
-    async def health(request: Any, context: Any) -> str:
+    def health(request: Any, context: Any) -> str:
         return "SERVING"
 
     other = grpc.method_handlers_generic_handler(
         "grpc.health.v1.Health", {"Check": grpc.unary_unary_rpc_method_handler(health)}
     )
     untouched = other.service(Details("/grpc.health.v1.Health/Check"))
-    assert await resolve("/grpc.health.v1.Health/Check", (), [boundary], [other]) is untouched
+    assert resolve("/grpc.health.v1.Health/Check", (), [boundary], [other]) is untouched
 
 
-async def test_a_valid_route_through_the_boundary_is_answered(encoder, bundles):
+def test_a_valid_route_through_the_boundary_is_answered(encoder, bundles):
     registry = VersionRegistry(encoder, bundles["alpha"])
     metrics = ServiceMetrics()
     runner = RouteRunner(
         Decider(registry, EmbeddingFront(encoder)),
-        executor=None,  # type: ignore[arg-type]  # an embedding never needs a worker
-        metrics=metrics,
+        metrics,
+        workers=1,
         max_in_flight=4,
         min_deadline_s=0.001,
     )
     generic = [service_handler(DECISION_SERVICE_DESCRIPTOR, DecisionServicer(runner, registry))]
     boundary = ErrorBoundary(metrics, SERVICES)
-    route = await resolve(
-        f"/{DECISION_SERVICE_DESCRIPTOR.full_name}/Route", (), [boundary], generic
-    )
+    route = resolve(f"/{DECISION_SERVICE_DESCRIPTOR.full_name}/Route", (), [boundary], generic)
     request = pb.RouteRequest(
         embedding=pb.Embedding(values=encoder.encode(["hello, thanks"]).embeddings[0].tolist()),
         candidates=[
@@ -368,22 +368,22 @@ async def test_a_valid_route_through_the_boundary_is_answered(encoder, bundles):
             pb.Candidate(id="b", model_name="gpt-4o-mini"),
         ],
     )
-    reply = await call(route, request.SerializeToString(), FakeContext())
+    reply = call(route, request.SerializeToString(), FakeContext())
     assert isinstance(reply, pb.RouteResponse)
     assert [r.id for r in reply.ranked] == ["b", "a"] and reply.bundle_version == "alpha-1"
-    listed = await resolve(
+    listed = resolve(
         f"/{DECISION_SERVICE_DESCRIPTOR.full_name}/ListStrategies", (), [boundary], generic
     )
-    listing = await call(listed, b"", FakeContext())
+    listing = call(listed, b"", FakeContext())
     assert listing.default_strategy == "routeiq-alpha@alpha-1"
     bad = pb.RouteRequest(prompt="hi")  # no candidates
     context = FakeContext()
-    assert await call(route, bad.SerializeToString(), context) is None
+    assert call(route, bad.SerializeToString(), context) is None
     assert context.code == grpc.StatusCode.INVALID_ARGUMENT and "no candidates" in context.details
     assert errors_counted(metrics, grpc.StatusCode.INVALID_ARGUMENT) == 1
 
 
-async def test_admin_rollback_of_an_unknown_version_is_not_found(encoder, bundles, tmp_path):
+def test_admin_rollback_of_an_unknown_version_is_not_found(encoder, bundles, tmp_path):
     from decision_service.admin import AdminOps
     from decision_service.audit import AuditLog
 
@@ -401,11 +401,11 @@ async def test_admin_rollback_of_an_unknown_version_is_not_found(encoder, bundle
     generic = [service_handler(ADMIN_SERVICE_DESCRIPTOR, AdminServicer(ops))]
     interceptors = [ErrorBoundary(metrics, SERVICES), AdminTokenInterceptor(TOKEN)]
     name = ADMIN_SERVICE_DESCRIPTOR.full_name
-    rollback = await resolve(f"/{name}/Rollback", AUTH, interceptors, generic)
+    rollback = resolve(f"/{name}/Rollback", AUTH, interceptors, generic)
     context = FakeContext(AUTH)
     payload = admin_pb.RollbackRequest(to="ghost", reason="test").SerializeToString()
-    assert await call(rollback, payload, context) is None
+    assert call(rollback, payload, context) is None
     assert context.code == grpc.StatusCode.NOT_FOUND and "'ghost' is not loaded" in context.details
-    versions = await resolve(f"/{name}/ListVersions", AUTH, interceptors, generic)
-    listed = await call(versions, b"", FakeContext(AUTH))
+    versions = resolve(f"/{name}/ListVersions", AUTH, interceptors, generic)
+    listed = call(versions, b"", FakeContext(AUTH))
     assert [(v.version, v.active) for v in listed.versions] == [("alpha-1", True)]

@@ -53,13 +53,13 @@ def test_an_explored_move_keeps_the_others_in_rank_order():
     assert [r.id for r in moved.ranked] == ["c", "a", "b", "x"]
 
 
-async def test_the_decider_explores_ml_decisions_and_the_runner_counts_them(encoder, bundles):
+def test_the_decider_explores_ml_decisions_and_the_runner_counts_them(encoder, bundles):
     runner = make_runner(encoder, bundles["alpha"], exploration_rate=0.2)
     query = RouteQuery(
         candidates=[CandidateIn("a", "gpt-4o"), CandidateIn("b", "gpt-4o-mini")],
         prompt="hello, how is the weather today",
     )
-    decisions = [await runner.route(query, 5.0) for _ in range(120)]
+    decisions = [runner.route(query, 5.0) for _ in range(120)]
     explored = [d for d in decisions if d.explored]
     assert explored and len(explored) < len(decisions)
     for d in explored:
@@ -75,14 +75,14 @@ async def test_the_decider_explores_ml_decisions_and_the_runner_counts_them(enco
     assert wire.explored and wire.propensity == pytest.approx(0.1)
 
 
-async def test_static_strategies_are_never_explored(encoder, bundles):
+def test_static_strategies_are_never_explored(encoder, bundles):
     runner = make_runner(encoder, bundles["alpha"], exploration_rate=0.2)
     query = RouteQuery(
         candidates=[CandidateIn("a", "gpt-4o"), CandidateIn("b", "gpt-4o-mini")],
         prompt="hello",
         strategy="cheapest",
     )
-    decisions = [await runner.route(query, 5.0) for _ in range(60)]
+    decisions = [runner.route(query, 5.0) for _ in range(60)]
     assert all(d.propensity == 1.0 and not d.explored for d in decisions)
 
 
@@ -148,7 +148,7 @@ def test_invalid_results_and_feedback_name_what_to_fix(encoder, bundles):
 
 
 @pytest.mark.parametrize("prompt_hash", [False, True])
-async def test_the_events_file_holds_all_three_events_and_never_the_prompt(
+def test_the_events_file_holds_all_three_events_and_never_the_prompt(
     encoder, bundles, tmp_path, prompt_hash
 ):
     path = tmp_path / "events.jsonl"
@@ -156,7 +156,7 @@ async def test_the_events_file_holds_all_three_events_and_never_the_prompt(
     configure_events(path, prompt_hash=prompt_hash)
     try:
         runner = make_runner(encoder, bundles["alpha"])
-        decision = await runner.route(
+        decision = runner.route(
             RouteQuery(candidates=[CandidateIn("a", "gpt-4o")], prompt=prompt), 5.0
         )
         runner.record_outcome(replace(OUTCOME, decision_id=decision.decision_id))
