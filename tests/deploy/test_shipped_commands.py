@@ -376,7 +376,7 @@ def check_service(inv: Invocation, args: list[str]) -> None:
 
     seen = []
 
-    async def serve(settings: Any) -> None:  # everything before the server starts is real
+    def serve(settings: Any) -> None:  # everything before the server starts is real
         seen.append(settings)
 
     with (

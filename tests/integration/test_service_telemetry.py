@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -50,7 +50,7 @@ CONTRACT_KEYS = {
 }
 
 
-async def _serve(
+def _serve(
     bundle: Path, encoder: Path, exporter: InMemorySpanExporter, **settings: object
 ) -> DecisionServer:
     provider = TracerProvider()
@@ -64,18 +64,18 @@ async def _serve(
         **settings,  # type: ignore[arg-type]
     )
     server = DecisionServer(config, build_decider(config), tracer_provider=provider)
-    await server.start()
+    server.start()
     return server
 
 
 @pytest.fixture
-async def traced(knn_bundle_dir, encoder_dir) -> AsyncIterator[tuple[str, InMemorySpanExporter]]:
+def traced(knn_bundle_dir, encoder_dir) -> Iterator[tuple[str, InMemorySpanExporter]]:
     exporter = InMemorySpanExporter()
-    server = await _serve(knn_bundle_dir, encoder_dir, exporter)
+    server = _serve(knn_bundle_dir, encoder_dir, exporter)
     try:
         yield f"127.0.0.1:{server.port}", exporter
     finally:
-        await server.stop()
+        server.stop()
 
 
 def _request(**kwargs: object) -> pb.RouteRequest:
@@ -94,10 +94,10 @@ def _request(**kwargs: object) -> pb.RouteRequest:
     )
 
 
-async def test_decision_event_matches_the_v1_contract_field_by_field(traced):
+def test_decision_event_matches_the_v1_contract_field_by_field(traced):
     address, exporter = traced
-    async with grpc.aio.insecure_channel(address) as channel:
-        reply = await pb_grpc.DecisionServiceStub(channel).Route(
+    with grpc.insecure_channel(address) as channel:
+        reply = pb_grpc.DecisionServiceStub(channel).Route(
             _request(),
             metadata=(("traceparent", f"00-{TRACE_ID}-{PARENT_SPAN_ID}-01"),),
             timeout=30,
@@ -163,16 +163,16 @@ async def test_decision_event_matches_the_v1_contract_field_by_field(traced):
     assert "routeiq.query_embedding.int8_b64" not in attributes  # off unless opted in
 
 
-async def test_quantized_embedding_is_attached_only_when_opted_in(knn_bundle_dir, encoder_dir):
+def test_quantized_embedding_is_attached_only_when_opted_in(knn_bundle_dir, encoder_dir):
     from decision_service.encoder import OnnxEncoder
 
     exporter = InMemorySpanExporter()
-    server = await _serve(knn_bundle_dir, encoder_dir, exporter, telemetry_embedding=True)
+    server = _serve(knn_bundle_dir, encoder_dir, exporter, telemetry_embedding=True)
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            await pb_grpc.DecisionServiceStub(channel).Route(_request(), timeout=30)
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            pb_grpc.DecisionServiceStub(channel).Route(_request(), timeout=30)
     finally:
-        await server.stop()
+        server.stop()
     (span,) = [s for s in exporter.get_finished_spans() if s.name.endswith("/Route")]
     (event,) = [e for e in span.events if e.name == "routeiq.router_decision.v1"]
     assert event.attributes is not None
@@ -185,12 +185,12 @@ async def test_quantized_embedding_is_attached_only_when_opted_in(knn_bundle_dir
     assert cosine > 0.99
 
 
-async def test_record_outcome_is_accepted_and_validated(traced):
+def test_record_outcome_is_accepted_and_validated(traced):
     address, exporter = traced
-    async with grpc.aio.insecure_channel(address) as channel:
+    with grpc.insecure_channel(address) as channel:
         stub = pb_grpc.DecisionServiceStub(channel)
-        reply = await stub.Route(_request(), timeout=30)
-        await stub.RecordOutcome(
+        reply = stub.Route(_request(), timeout=30)
+        stub.RecordOutcome(
             pb.RecordOutcomeRequest(
                 decision_id=reply.decision_id,
                 deployment_id=reply.ranked[0].id,
@@ -202,8 +202,8 @@ async def test_record_outcome_is_accepted_and_validated(traced):
             ),
             timeout=10,
         )
-        with pytest.raises(grpc.aio.AioRpcError) as err:
-            await stub.RecordOutcome(
+        with pytest.raises(grpc.RpcError) as err:
+            stub.RecordOutcome(
                 pb.RecordOutcomeRequest(decision_id=reply.decision_id, status="great"), timeout=10
             )
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
