@@ -5,8 +5,8 @@ with ``python -I`` from a temporary folder, so every import resolves to the scra
 site-packages and never to the checkout. Standard library and installed packages only.
 
     python -I floors_smoke.py service   the contract, every decision_service module, an ONNX
-                                        router head, bundle signing, and a grpc.aio server
-                                        with health, reflection and OpenTelemetry tracing
+                                        router head, bundle signing, and a grpc.server with
+                                        health, reflection and OpenTelemetry tracing
     python -I floors_smoke.py gateway   the contract, every gateway_client module, and a
                                         litellm.Router whose RouteIQ strategy asks a gRPC
                                         decision server which mock deployment serves
@@ -97,22 +97,6 @@ def _servicer_class():
     return type("Servicer", (RankReversed, decision_pb2_grpc.DecisionServiceServicer), {})
 
 
-def _aio_servicer_class():
-    """RankReversed with coroutine handlers, as grpc.aio (and its interceptors) expect."""
-    from routeiq.decision.v1 import decision_pb2_grpc
-
-    def wrap(name):
-        sync = getattr(RankReversed, name)
-
-        async def handler(self, request, context):
-            return sync(self, request, context)
-
-        return handler
-
-    methods = {name: wrap(name) for name in ("Route", "ListStrategies", "RecordOutcome")}
-    return type("AioServicer", (RankReversed, decision_pb2_grpc.DecisionServiceServicer), methods)
-
-
 # -- service -----------------------------------------------------------------------------------
 
 
@@ -174,13 +158,14 @@ def signing(tmp: Path) -> None:
     print("service: bundle signed and verified")
 
 
-async def grpc_service() -> None:
+def grpc_service() -> None:
+    """What decision_service.server ships: a sync grpc.server with OTel's server_interceptor,
+    the sync health servicer and reflection."""
     import grpc
-    from grpc_health.v1 import _async as health_aio  # what decision_service.server uses
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-    from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+    from opentelemetry.instrumentation.grpc import filters, server_interceptor
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -192,27 +177,28 @@ async def grpc_service() -> None:
     spans = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
-    server = grpc.aio.server(
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=4),
         interceptors=[
-            aio_server_interceptor(
+            server_interceptor(
                 tracer_provider=provider, filter_=filters.negate(filters.health_check())
             )
-        ]
+        ],
     )
-    decision_pb2_grpc.add_DecisionServiceServicer_to_server(_aio_servicer_class()(), server)
-    health_servicer = health_aio.HealthServicer()
+    decision_pb2_grpc.add_DecisionServiceServicer_to_server(_servicer_class()(), server)
+    health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     service_name = decision_pb2.DESCRIPTOR.services_by_name["DecisionService"].full_name
     reflection.enable_server_reflection(
         (service_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    server.start()
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     address = f"127.0.0.1:{port}"
     try:
-        async with grpc.aio.insecure_channel(address) as channel:
-            reply = await decision_pb2_grpc.DecisionServiceStub(channel).Route(
+        with grpc.insecure_channel(address) as channel:
+            reply = decision_pb2_grpc.DecisionServiceStub(channel).Route(
                 decision_pb2.RouteRequest(
                     prompt="p",
                     candidates=[decision_pb2.Candidate(id="a"), decision_pb2.Candidate(id="b")],
@@ -223,15 +209,15 @@ async def grpc_service() -> None:
             stream = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
                 iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
             )
-            listed = {s.name async for r in stream for s in r.list_services_response.service}
+            listed = {s.name for r in stream for s in r.list_services_response.service}
             assert service_name in listed, listed
-        status = await asyncio.to_thread(check, address, "", 5.0)
+        status = check(address, "", 5.0)
         assert status == SERVING, status
     finally:
-        await server.stop(None)
+        server.stop(None).wait()
     names = [s.name for s in spans.get_finished_spans()]
     assert any(name.endswith("DecisionService/Route") for name in names), names
-    print("service: grpc.aio Route, health, reflection and a traced span")
+    print("service: grpc.server Route, health, reflection and a traced span")
 
 
 def service() -> None:
@@ -246,7 +232,7 @@ def service() -> None:
         assert settings.port == 0 and settings.static_order == ["a", "b"]
         onnx_router_head(tmp)
         signing(tmp)
-    asyncio.run(grpc_service())
+    grpc_service()
 
 
 # -- gateway -----------------------------------------------------------------------------------
