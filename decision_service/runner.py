@@ -19,6 +19,7 @@ import logging
 import math
 import threading
 import time
+from threading import TIMEOUT_MAX
 
 from opentelemetry import trace
 
@@ -86,7 +87,10 @@ class RouteRunner:
             self.slot_runs += 1
         self.metrics.in_flight.inc()
         try:
-            if not self._slots.acquire(timeout=time_remaining_s):
+            # A call without a deadline reports ~1e18 s left from sync grpc: wait for as long
+            # as a lock wait can.
+            wait_s = None if time_remaining_s is None else min(time_remaining_s, TIMEOUT_MAX)
+            if not self._slots.acquire(timeout=wait_s):
                 raise DeadlineTooShort("no decision within the caller's deadline")
             try:
                 return step.finish()

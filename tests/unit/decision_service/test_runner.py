@@ -1,11 +1,10 @@
-"""The runner and the decide path: encoder work goes to worker threads, cheap decisions are
-made on the loop, admission and deadlines fail fast, and metrics count what happened."""
+"""The runner and the decide path: encoder work takes a decide slot, cheap decisions never
+do, admission and deadlines fail fast, and metrics count what happened."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -24,16 +23,6 @@ PROMPT = "hello, how is the weather today"
 QUERY = RouteQuery(candidates=CANDIDATES, prompt=PROMPT)
 
 
-class CountingExecutor(ThreadPoolExecutor):
-    def __init__(self, workers: int = 2) -> None:
-        super().__init__(max_workers=workers)
-        self.submitted = 0
-
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
-        self.submitted += 1
-        return super().submit(fn, *args, **kwargs)
-
-
 def make_runner(
     encoder, bundle, *, max_in_flight: int = 8, workers: int = 2, **decider_kwargs: Any
 ) -> RouteRunner:
@@ -44,16 +33,11 @@ def make_runner(
     )
     return RouteRunner(
         decider,
-        CountingExecutor(workers),
         ServiceMetrics(),
+        workers=workers,
         max_in_flight=max_in_flight,
         min_deadline_s=0.001,
     )
-
-
-def submitted(runner: RouteRunner) -> int:
-    assert isinstance(runner.executor, CountingExecutor)
-    return runner.executor.submitted
 
 
 def sample(runner: RouteRunner, name: str, **labels: str) -> float:
@@ -61,17 +45,24 @@ def sample(runner: RouteRunner, name: str, **labels: str) -> float:
     return value or 0.0
 
 
-async def test_a_cached_prompt_is_decided_on_the_loop_with_one_lookup(encoder, bundles):
+def wait_until(condition: Any, timeout_s: float = 10.0) -> None:
+    give_up = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < give_up, "condition not reached"
+        time.sleep(0.001)
+
+
+def test_a_cached_prompt_is_decided_without_a_slot_and_with_one_lookup(encoder, bundles):
     runner = make_runner(encoder, bundles["alpha"])
     front = runner.decider.front
     runs = encoder.runs
 
-    first = await runner.route(QUERY, 5.0)
-    assert submitted(runner) == 1 and encoder.runs == runs + 1  # a miss: encoder on a worker
+    first = runner.route(QUERY, 5.0)
+    assert runner.slot_runs == 1 and encoder.runs == runs + 1  # a miss: encoder in a slot
     assert (front.stats.cache_hits, front.stats.cache_misses) == (0, 1)
 
-    again = await runner.route(QUERY, 5.0)
-    assert submitted(runner) == 1 and encoder.runs == runs + 1  # the hit never left the loop
+    again = runner.route(QUERY, 5.0)
+    assert runner.slot_runs == 1 and encoder.runs == runs + 1  # the hit took no slot
     # One lookup for the cached request: one hit, and the miss was counted once, not twice.
     assert (front.stats.cache_hits, front.stats.cache_misses) == (1, 1)
     assert [c.id for c in again.ranked] == [c.id for c in first.ranked]
@@ -79,105 +70,142 @@ async def test_a_cached_prompt_is_decided_on_the_loop_with_one_lookup(encoder, b
     assert again.prompt_tokens == first.prompt_tokens == 6
     assert again.decision_id != first.decision_id
 
-    await runner.route(RouteQuery(candidates=CANDIDATES, prompt="prove the theorem"), 5.0)
-    assert submitted(runner) == 2
+    runner.route(RouteQuery(candidates=CANDIDATES, prompt="prove the theorem"), 5.0)
+    assert runner.slot_runs == 2
 
 
-async def test_a_given_embedding_is_decided_on_the_loop(encoder, bundles):
+def test_a_given_embedding_is_decided_without_a_slot(encoder, bundles):
     runner = make_runner(encoder, bundles["alpha"])
     embedding = encoder.encode([PROMPT]).embeddings[0].tolist()
-    by_vector = await runner.route(RouteQuery(candidates=CANDIDATES, embedding=embedding), 5.0)
-    assert submitted(runner) == 0
-    by_text = await runner.route(QUERY, 5.0)
+    by_vector = runner.route(RouteQuery(candidates=CANDIDATES, embedding=embedding), 5.0)
+    assert runner.slot_runs == 0
+    by_text = runner.route(QUERY, 5.0)
     assert [c.id for c in by_vector.ranked] == [c.id for c in by_text.ranked] == ["b", "a"]
     assert by_vector.prompt_tokens == 0  # no prompt was tokenized
 
 
-async def test_a_static_strategy_needs_no_encoder_and_stays_on_the_loop(encoder, bundles):
+def test_a_static_strategy_needs_no_encoder_and_no_slot(encoder, bundles):
     runner = make_runner(encoder, bundles["alpha"])
     runs = encoder.runs
-    decision = await runner.route(replace(QUERY, strategy="cheapest"), 5.0)
+    decision = runner.route(replace(QUERY, strategy="cheapest"), 5.0)
     assert [c.id for c in decision.ranked] == ["b", "a"]  # gpt-4o-mini is cheaper
-    assert submitted(runner) == 0 and encoder.runs == runs
+    assert runner.slot_runs == 0 and encoder.runs == runs
     assert runner.decider.front.stats.cache_misses == 0  # no lookup either
 
 
-async def test_kept_embeddings_are_encoded_even_for_a_static_strategy(encoder, bundles):
+def test_kept_embeddings_are_encoded_even_for_a_static_strategy(encoder, bundles):
     runner = make_runner(encoder, bundles["alpha"], keep_embeddings=True)
-    decision = await runner.route(replace(QUERY, strategy="cheapest"), 5.0)
-    assert submitted(runner) == 1
+    decision = runner.route(replace(QUERY, strategy="cheapest"), 5.0)
+    assert runner.slot_runs == 1
     assert decision.embedding is not None and decision.embedding.shape == (encoder.dimension,)
     assert decision.prompt_tokens == 6
 
 
-async def test_errors_on_the_quick_path_are_the_same_errors(encoder, bundles):
+def test_errors_on_the_quick_path_are_the_same_errors(encoder, bundles):
     runner = make_runner(encoder, bundles["alpha"])
     with pytest.raises(InvalidRequest, match="the loaded encoder produces 32"):
-        await runner.route(RouteQuery(candidates=CANDIDATES, embedding=[0.1, 0.2]), 5.0)
+        runner.route(RouteQuery(candidates=CANDIDATES, embedding=[0.1, 0.2]), 5.0)
     with pytest.raises(InvalidRequest, match="unknown strategy 'nope'"):
-        await runner.route(replace(QUERY, strategy="nope"), 5.0)
-    assert submitted(runner) == 0 and runner.in_flight == 0
+        runner.route(replace(QUERY, strategy="nope"), 5.0)
+    assert runner.slot_runs == 0 and runner.in_flight == 0
 
 
-async def test_nothing_loaded_is_not_ready(encoder):
+def test_nothing_loaded_is_not_ready(encoder):
     runner = make_runner(encoder, None)
     with pytest.raises(NotReady, match="no valid router bundle"):
-        await runner.route(QUERY, 5.0)
+        runner.route(QUERY, 5.0)
 
 
-async def test_a_debug_delay_always_goes_to_a_worker(encoder, bundles):
-    # The delay holds calls in flight for drain/overload tests; it must never block the loop.
+def test_a_debug_delay_always_takes_a_slot(encoder, bundles):
+    # The delay holds calls in flight for drain/overload tests, like the encoder run it fakes.
     runner = make_runner(encoder, bundles["alpha"], decision_delay_s=0.001)
-    await runner.route(QUERY, 5.0)
-    await runner.route(QUERY, 5.0)
+    runner.route(QUERY, 5.0)
+    runner.route(QUERY, 5.0)
     embedding = encoder.encode([PROMPT]).embeddings[0].tolist()
-    await runner.route(RouteQuery(candidates=CANDIDATES, embedding=embedding), 5.0)
-    assert submitted(runner) == 3
+    runner.route(RouteQuery(candidates=CANDIDATES, embedding=embedding), 5.0)
+    assert runner.slot_runs == 3
     stats = runner.decider.front.stats
-    assert (stats.cache_hits, stats.cache_misses) == (1, 1)  # counted on the worker, once each
+    assert (stats.cache_hits, stats.cache_misses) == (1, 1)  # counted in the slot, once each
 
 
-async def test_admission_refuses_beyond_max_in_flight_and_releases_after(encoder, bundles):
-    runner = make_runner(encoder, bundles["alpha"], max_in_flight=1, decision_delay_s=0.2)
-    slow = asyncio.create_task(runner.route(QUERY, 5.0))
-    await asyncio.sleep(0)  # the task runs up to its wait for the worker: admitted by then
-    assert runner.in_flight == 1
+def test_at_most_workers_decisions_run_at_once(encoder, bundles):
+    runner = make_runner(encoder, bundles["alpha"], workers=2, decision_delay_s=0.2)
+    running = peak = 0
+    lock = threading.Lock()
+    finish = Deferred.finish
+
+    def counted(step: Deferred) -> Decision:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        try:
+            return finish(step)
+        finally:
+            with lock:
+                running -= 1
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Deferred, "finish", counted)
+        callers = [threading.Thread(target=runner.route, args=(QUERY, 10.0)) for _ in range(6)]
+        for t in callers:
+            t.start()
+        for t in callers:
+            t.join()
+    assert peak == 2
+    assert runner.slot_runs == 6 and runner.in_flight == 0
+
+
+def test_admission_refuses_beyond_max_in_flight_and_releases_after(encoder, bundles):
+    runner = make_runner(encoder, bundles["alpha"], max_in_flight=1, decision_delay_s=0.3)
+    answers: list[Decision] = []
+    slow = threading.Thread(target=lambda: answers.append(runner.route(QUERY, 5.0)))
+    slow.start()
+    wait_until(lambda: runner.in_flight == 1)
     assert sample(runner, "routeiq_in_flight_requests") == 1
     with pytest.raises(Overloaded, match=r"1 calls in flight \(limit 1\)"):
-        await runner.route(QUERY, 5.0)
-    assert (await slow).ranked
+        runner.route(QUERY, 5.0)
+    slow.join()
+    assert answers and answers[0].ranked
     assert runner.in_flight == 0 and sample(runner, "routeiq_in_flight_requests") == 0
-    await runner.route(QUERY, 5.0)  # admitted again
+    runner.route(QUERY, 5.0)  # admitted again
 
 
-async def test_too_little_time_left_is_refused_before_any_work(encoder, bundles):
+def test_a_call_without_a_deadline_is_decided(encoder, bundles):
+    # Sync grpc reports a call without a deadline as ~1e18 seconds left.
+    runner = make_runner(encoder, bundles["alpha"])
+    for remaining in (None, 1e18, float("inf")):
+        assert runner.route(replace(QUERY, prompt=f"no deadline {remaining}"), remaining).ranked
+    assert runner.slot_runs == 3
+
+
+def test_too_little_time_left_is_refused_before_any_work(encoder, bundles):
     runner = make_runner(encoder, bundles["alpha"])
     runs = encoder.runs
     with pytest.raises(DeadlineTooShort, match=r"less than the 1\.00 ms a decision needs"):
-        await runner.route(QUERY, 0.0005)
-    assert submitted(runner) == 0 and encoder.runs == runs
+        runner.route(QUERY, 0.0005)
+    assert runner.slot_runs == 0 and encoder.runs == runs
 
 
-async def test_a_call_queued_past_its_deadline_is_answered_and_never_encoded(encoder, bundles):
+def test_a_call_waiting_past_its_deadline_is_answered_and_never_encoded(encoder, bundles):
     runner = make_runner(encoder, bundles["alpha"], workers=1)
-    gate = threading.Event()
-    runner.executor.submit(gate.wait)  # the only worker is busy
+    assert runner._slots.acquire(timeout=1)  # the only slot is busy
     runs = encoder.runs
-    with pytest.raises(DeadlineTooShort, match="no decision within the caller's deadline"):
-        await runner.route(QUERY, 0.05)
-    assert runner.in_flight == 1  # the queued work still counts until a worker drops it
-    gate.set()
-    await asyncio.to_thread(runner.executor.shutdown, wait=True)
-    await asyncio.sleep(0)  # the release callback, queued by the worker, runs on the loop
-    assert runner.in_flight == 0
-    assert encoder.runs == runs  # the worker refused it: its deadline had passed
+    try:
+        with pytest.raises(DeadlineTooShort, match="no decision within the caller's deadline"):
+            runner.route(QUERY, 0.05)
+    finally:
+        runner._slots.release()
+    assert runner.in_flight == 0 and sample(runner, "routeiq_in_flight_requests") == 0
+    assert encoder.runs == runs  # it gave up waiting: nothing was encoded for it
+    runner.route(QUERY, 5.0)  # the slot serves the next call
 
 
 def test_a_deferred_decision_refuses_work_after_its_deadline(encoder, bundles):
     decider = Decider(VersionRegistry(encoder, bundles["alpha"]))
     step = decider.start(QUERY, deadline=0.0)  # monotonic 0: long gone
     assert isinstance(step, Deferred)
-    with pytest.raises(DeadlineTooShort, match="waited for a worker"):
+    with pytest.raises(DeadlineTooShort, match="waited for a decide slot"):
         step.finish()
 
 
@@ -202,10 +230,10 @@ def test_timings_count_the_work_and_the_embedding_part(encoder, bundles):
     assert t.total_ms == pytest.approx(t.embedding_ms + t.strategy_ms, abs=1e-6)
 
 
-async def test_metrics_count_latency_and_selections_by_outcome(encoder, bundles):
+def test_metrics_count_latency_and_selections_by_outcome(encoder, bundles):
     runner = make_runner(encoder, bundles["alpha"])
     for _ in range(3):
-        decision = await runner.route(QUERY, 5.0)
+        decision = runner.route(QUERY, 5.0)
     top = decision.ranked[0].model_name
     assert top == "gpt-4o-mini"
     assert sample(runner, "routeiq_selections_total", model=top) == 3
