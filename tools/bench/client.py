@@ -21,6 +21,8 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
@@ -115,6 +117,28 @@ async def _level(
     }
 
 
+AnyLevel = TypeVar("AnyLevel", bound=Mapping[str, Any])
+
+
+def rise_until_flat(
+    levels: Sequence[int], measure: Callable[[int], AnyLevel], until_flat: float | None = None
+) -> list[AnyLevel]:
+    """``measure`` each level in turn; with ``until_flat``, stop once levels stop adding
+    throughput (``FLAT_LEVELS`` in a row below (1 + until_flat) times the best so far).
+    Shared by this client's sweep and the h2load one (tools.bench.h2load)."""
+    out: list[AnyLevel] = []
+    best, flat = 0.0, 0
+    for concurrency in levels:
+        level = measure(concurrency)
+        out.append(level)
+        rps = level["throughput_rps"]
+        flat = flat + 1 if out[1:] and rps < best * (1.0 + (until_flat or 0.0)) else 0
+        if until_flat is not None and flat >= FLAT_LEVELS:
+            break
+        best = max(best, rps)
+    return out
+
+
 def sweep(
     address: str,
     klass: str,
@@ -125,17 +149,11 @@ def sweep(
     until_flat: float | None = None,
 ) -> list[Level]:
     """Rising concurrency; with ``until_flat``, stop once levels stop adding throughput."""
-    out: list[Level] = []
-    best, flat = 0.0, 0
-    for concurrency in levels:
-        level = asyncio.run(_level(address, klass, concurrency, seconds, connections))
-        out.append(level)
-        rps = level["throughput_rps"]
-        flat = flat + 1 if out[1:] and rps < best * (1.0 + (until_flat or 0.0)) else 0
-        if until_flat is not None and flat >= FLAT_LEVELS:
-            break
-        best = max(best, rps)
-    return out
+    return rise_until_flat(
+        levels,
+        lambda concurrency: asyncio.run(_level(address, klass, concurrency, seconds, connections)),
+        until_flat,
+    )
 
 
 def main() -> None:

@@ -11,10 +11,12 @@ from typing import Any
 
 from . import concurrency_model
 from .prompts import CLASSES
+from .saturation import h2load_levels, peak, saturation_figures, saturation_line
 
 P99_TARGET_MS = 10.0
 P99_USER_BAR_MS = 50.0
 SATURATION_TARGET = 0.80
+SATURATION_ROW = "gRPC saturation >= 80% of in-process"
 SEEDS_SPEEDUP_TARGET = 5.0
 SEEDS_LONG_SPEEDUP_TARGET = 2.0  # 256-token prompts, at equal measured quality
 HEALTH_UNDER_LOAD_TARGET_MS = 100.0  # kubelet probes must not queue behind encoder work
@@ -30,11 +32,6 @@ HPA_BARS_MS = (P99_TARGET_MS, P99_USER_BAR_MS)
 Figures = Mapping[str, Any]
 
 
-def saturation(levels: Sequence[Figures]) -> Figures:
-    """The level with the highest throughput."""
-    return max(levels, key=lambda lv: lv["throughput_rps"])
-
-
 def hpa_key(p99_ms: float) -> str:
     return f"p99_le_{p99_ms:g}ms"
 
@@ -44,7 +41,7 @@ def hpa_sizing(levels: Sequence[Figures], cpus: int, p99_ms: float) -> dict[str,
     within = [lv for lv in levels if lv["p99_ms"] <= p99_ms and lv["errors"] == 0]
     if not within:
         return None
-    best = saturation(within)
+    best = peak(within)
     return {
         "p99_target_ms": p99_ms,
         "rps": best["throughput_rps"],
@@ -60,10 +57,13 @@ def ratios(config: Figures, seeds: Figures | None) -> dict[str, float]:
     out = {
         "grpc_p50_over_inprocess_p50_short": grpc_p50 / ip["short"]["p50_ms"],
         "grpc_saturation_over_inprocess_threads": (
-            saturation(grpc["levels_short"])["throughput_rps"] / ip["threads_short_qps"]
+            peak(grpc["levels_short"])["throughput_rps"] / ip["threads_short_qps"]
         ),
         "grpc_p99_short_over_10ms_target": grpc["short"]["client"]["p99_ms"] / P99_TARGET_MS,
     }
+    h2load = saturation_figures(config)["h2load"]
+    if h2load is not None:
+        out["h2load_saturation_over_inprocess_threads"] = h2load["ratio"]
     if seeds:
         for klass in CLASSES:
             out[f"seeds_p50_over_grpc_p50_{klass}"] = (
@@ -88,7 +88,7 @@ def targets(config: Figures) -> list[dict[str, Any]]:
     return [
         row("p99 short prompts over gRPC <= 10 ms", grpc["short"]["client"]["p99_ms"],
             P99_TARGET_MS, "ms", True),
-        row("gRPC saturation >= 80% of in-process", r["grpc_saturation_over_inprocess_threads"],
+        row(SATURATION_ROW, saturation_figures(config)["ratio"],
             SATURATION_TARGET, "x", False),
         row(">= 5x lower p50 than the seeds (short)", r.get("seeds_p50_over_grpc_p50_short"),
             SEEDS_SPEEDUP_TARGET, "x", False),
@@ -135,6 +135,7 @@ def summarize(results: dict[str, Any]) -> None:
     seeds = results.get("seeds")
     for config in results["configs"].values():
         config["ratios"] = ratios(config, seeds)
+        config["saturation"] = saturation_figures(config)
         config["targets"] = targets(config)
     results["recommendation"] = recommend(results)
 
@@ -149,11 +150,14 @@ def _met(value: float | None, met: bool | None, unit: str) -> str:
 
 
 def _levels(levels: Sequence[Figures], indent: str = "  ") -> list[str]:
-    lines = [f"{indent}{'concurrency':>11} {'q/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"]
+    cores = any("service_cores" in lv for lv in levels)  # the service's, per level
+    head = f"{indent}{'concurrency':>11} {'q/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
+    lines = [head + (f" {'service cores':>13}" if cores else "")]
     for lv in levels:
         lines.append(
             f"{indent}{lv['concurrency']:>11} {lv['throughput_rps']:8.1f} {lv['p50_ms']:8.2f} "
             f"{lv['p99_ms']:8.2f} {lv['errors']:>6}"
+            + (f" {lv.get('service_cores', float('nan')):13.2f}" if cores else "")
         )
     return lines
 
@@ -176,15 +180,17 @@ def _config_section(name: str, c: Figures, seeds: Figures | None) -> list[str]:
         out.append(
             f"{klass:<12} {tok[0]:>4}-{tok[1]:<4} | {inproc}   | {grpc_cell}   | {seeds_cell:>15}"
         )
-    sat = saturation(g["levels_short"])
+    sat = peak(g["levels_short"])
     out += [
         f"throughput, short prompts ({ip['threads']} worker threads):",
         f"  in process, batch of 32:   {ip['batch32_short_qps']:8.1f} q/s",
         f"  in process, decide():      {ip['threads_short_qps']:8.1f} q/s",
-        "  gRPC, one client connection, rising concurrency until flat:",
+        "  gRPC from the Python client, one connection, rising concurrency until flat:",
         *_levels(g["levels_short"]),
         f"  saturation {sat['throughput_rps']:.1f} q/s at concurrency {sat['concurrency']}; "
-        f"service used {g['sweep_service_cores']:.2f} cores over the sweep",
+        f"service used {g['sweep_service_cores']:.2f} cores over the sweep"
+        + (f", the client {g['sweep_client_cores']:.2f}" if "sweep_client_cores" in g else ""),
+        *h2load_levels(g.get("h2load") or {"available": False, "reason": "sweep not run"}),
     ]
     lt = g["litellm"]
     out += [
@@ -279,6 +285,8 @@ def _targets_table(configs: Figures) -> list[str]:
     for i, first in enumerate(rows[0]):
         cells = "".join(f" {_met(r[i]['value'], r[i]['met'], r[i]['unit']):>26}" for r in rows)
         out.append(f"  {first['target']:<42}{cells}")
+        if first["target"] == SATURATION_ROW:
+            out += [saturation_line(n, configs[n]["saturation"]) for n in names]
     return out
 
 

@@ -3,13 +3,14 @@
 On the default configuration (what ``trainer build`` makes: the int8 encoder with the
 128-token limit, ARTIFACTS/encoder) and, beside it, the fp32 reference (ARTIFACTS/fp32, built
 once, see configs.py): in-process baseline, gRPC from a separate client process (sequential
-p50/p99/p99.9 per prompt class, then rising concurrency until saturation), Health/Check
+p50/p99/p99.9 per prompt class, then rising concurrency until saturation, from the Python
+client and from h2load, whose figure the saturation target is judged on), Health/Check
 probed while Route is saturated, the LiteLLM strategy's overhead against the running
 service, cold start to SERVING and RSS after warm-up, and service RSS with three bundles
 loaded. Once: the seeds' approach, encoder batching (fp32), a cache hit, and the process
 model (threads, intra-op threads, SO_REUSEPORT processes) on the default configuration,
-from which the HPA sizing rule comes, and the concurrency model (the shipped grpc.aio server
-against sync grpc.server prototypes, interleaved). Prints a table, every BRIEF §4 target as
+from which the HPA sizing rule comes, and the decide concurrency (the shipped server with
+ROUTEIQ_WORKERS 2, 3 and 4, interleaved). Prints a table, every BRIEF §4 target as
 MET / NOT MET (judged on the default configuration), and writes every figure as JSON. Every
 figure comes from this one run on this machine, so the ratios compare like with like. Load
 goes to loopback only, bounded in requests and seconds.
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         _step(f"process model on {default.name}: threads, intra-op threads, SO_REUSEPORT")
         results["process_model"] = process_model.compare(default, plan)
     if not args.skip_concurrency_model:
-        _step(f"concurrency model on {default.name}: shipped aio server against sync prototypes")
+        _step(f"decide concurrency on {default.name}: ROUTEIQ_WORKERS 2 (default), 3, 4")
         results["concurrency_model"] = concurrency_model.compare(default, plan)
     report.summarize(results)
     results["wall_s"] = time.perf_counter() - started

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import grpc
 
 from decision_service.bundle import read_manifest
 from routeiq.decision.v1 import admin_pb2, admin_pb2_grpc
-from tools.local_service import LocalService
+from tools.local_service import LocalService, free_loopback_port
 
 from .client import Level, requests_for
 from .configs import EncoderConfig
@@ -81,23 +83,85 @@ def start_service(
     ).start()
 
 
+class CpuSampler(threading.Thread):
+    """The service's CPU seconds every ``interval_s`` (unix time, seconds), so the cores it
+    used inside any window (a client level's started/ended_unix) can be read afterwards."""
+
+    def __init__(self, pid: int, interval_s: float = 0.1) -> None:
+        super().__init__(name="cpu-sampler", daemon=True)
+        self.pid, self.interval_s = pid, interval_s
+        self.samples: list[tuple[float, float]] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.samples.append((time.time(), cpu_seconds(self.pid)))
+            self._stop_event.wait(self.interval_s)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(10)
+
+    def cores_between(self, start_unix: float, end_unix: float) -> float:
+        """CPU seconds per wall second between the samples nearest the window's ends."""
+        inside = [s for s in self.samples if start_unix <= s[0] <= end_unix]
+        if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+            return float("nan")
+        (t0, c0), (t1, c1) = inside[0], inside[-1]
+        return (c1 - c0) / (t1 - t0)
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU time of this process's waited-for children (the load generators)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def python_sweep(service: LocalService, plan: Plan) -> dict[str, object]:
+    """The Python client's sweep, with the cores the service used at each level and the
+    cores the client process itself used over the sweep (it shares the machine)."""
+    sampler = CpuSampler(service.pid)
+    sampler.start()
+    cpu0, children0, t0 = cpu_seconds(service.pid), children_cpu_seconds(), time.perf_counter()
+    try:
+        levels = sweep(service.address, plan, plan.seconds)
+    finally:
+        sampler.stop()
+    elapsed = time.perf_counter() - t0
+    for level in levels:
+        level["service_cores"] = sampler.cores_between(level["started_unix"], level["ended_unix"])
+    return {
+        "levels_short": levels,
+        "sweep_service_cores": (cpu_seconds(service.pid) - cpu0) / elapsed,
+        "sweep_client_cores": (children_cpu_seconds() - children0) / elapsed,
+    }
+
+
 def over_grpc(config: EncoderConfig, plan: Plan) -> dict[str, object]:
-    """Sequential latency per prompt class, the concurrency sweep, Health/Check probed while
-    Route is saturated (at the sweep's highest concurrency), and the LiteLLM strategy."""
+    """Sequential latency per prompt class, the concurrency sweep (Python client, then
+    h2load, tools.bench.h2load), Health/Check probed while Route is saturated (at the
+    Python sweep's highest concurrency), and the LiteLLM strategy."""
+    from tools.bench import h2load
     from tools.bench.gateway_overhead import measure
     from tools.bench.replica import health_under_saturation
 
-    service = start_service(config)
+    # Metrics on: the h2load sweep counts successful decisions from the service's counters.
+    metrics_port = free_loopback_port()
+    metrics_env = {"ROUTEIQ_METRICS_PORT": str(metrics_port), "ROUTEIQ_METRICS_HOST": "127.0.0.1"}
+    service = start_service(config, env=metrics_env)
     address = service.address
     try:
         out: dict[str, object] = {"rss_mb": rss_mb(service.pid)}
         for klass in CLASSES:
             n = str(plan.sequential[klass])
             out[klass] = client(address, "--klass", klass, "--sequential", n)["sequential"]
-        cpu0, t0 = cpu_seconds(service.pid), time.perf_counter()
-        out["levels_short"] = levels = sweep(address, plan, plan.seconds)
-        out["sweep_service_cores"] = (cpu_seconds(service.pid) - cpu0) / (time.perf_counter() - t0)
+        out.update(python_sweep(service, plan))
         out["rss_mb_after_load"] = rss_mb(service.pid)
+        out["h2load"] = h2load.sweep(
+            address, metrics_port, service.pid, plan.levels, plan.seconds, plan.until_flat
+        )
+        levels = out["levels_short"]
+        assert isinstance(levels, list)
         past_saturation = max(int(lv["concurrency"]) for lv in levels)
         out["health_saturated"] = health_under_saturation(
             address, past_saturation, plan.health_seconds

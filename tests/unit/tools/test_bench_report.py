@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tools.bench import client, report
+from tools.bench import client, h2load, report
 from tools.bench.plan import Plan
 
 
@@ -155,7 +155,8 @@ def test_summary_marks_each_target_and_recommends_the_faster_process_model() -> 
     table = text[text.index("== BRIEF §4 targets") :].splitlines()
     assert "judged on the default configuration, int8-t128" in table[0]
     assert "int8-t128 (default)" in table[1]
-    assert len(table) == 2 + 9
+    # every target, plus one line per configuration under the saturation row
+    assert len(table) == 2 + 9 + 2
     rows = {line[:44].strip(): line[44:] for line in table[2:]}
     assert rows["cold start to SERVING <= 3 s (median)"].split() == [
         "1.20", "s", "MET", "3.50", "s", "NOT", "MET"
@@ -164,6 +165,76 @@ def test_summary_marks_each_target_and_recommends_the_faster_process_model() -> 
     assert "20.000 ms MET" in rows["Health/Check max under saturation < 100ms"]
     assert "Health/Check while Route is saturated (concurrency 16" in text
     assert "cold start, spawn to SERVING (3 starts): median 1.20 s" in text
+
+
+def _h2load_level(streams: int, rps: float, cores: float, errors: int = 0) -> dict[str, Any]:
+    return {
+        "concurrency": streams,
+        "throughput_rps": rps,
+        "errors": errors,
+        "service_cores": cores,
+        "h2load_cores": 0.03,
+        "mean_ms": 5.0,
+        "max_ms": 40.0,
+    }
+
+
+def _saturation_results(h2load: dict[str, Any]) -> dict[str, Any]:
+    """In process 200 q/s; the Python client peaks at 140 q/s (0.70x), using 1.3 cores."""
+    config = _config(p99_short=9.0, default=True)
+    python_levels = [
+        {**_level(1, 90, 8), "service_cores": 0.8},
+        {**_level(8, 140, 30), "service_cores": 1.3},
+        {**_level(16, 130, 60), "service_cores": 1.3},
+    ]
+    config["grpc"].update(levels_short=python_levels, sweep_client_cores=0.6, h2load=h2load)
+    return {"machine": {"cpus": 2}, "configs": {"int8-t128": config}}
+
+
+def test_saturation_is_judged_on_h2load_and_the_python_figure_is_printed_beside_it() -> None:
+    h2load = {
+        "available": True,
+        "levels": [
+            _h2load_level(1, 100, 0.9),
+            _h2load_level(8, 170, 1.7, errors=2),
+            _h2load_level(16, 165, 1.7),
+        ],
+    }
+    results = _saturation_results(h2load)
+    report.summarize(results)
+    config = results["configs"]["int8-t128"]
+    sat = config["saturation"]
+    assert (sat["generator"], sat["ratio"]) == ("h2load", 170 / 200)
+    assert (sat["h2load"]["concurrency"], sat["h2load"]["service_cores"]) == (8, 1.7)
+    assert (sat["python_client"]["ratio"], sat["python_client"]["service_cores"]) == (0.7, 1.3)
+    row = config["targets"][1]
+    assert (row["target"], row["value"], row["met"]) == (report.SATURATION_ROW, 0.85, True)
+    assert config["ratios"]["grpc_saturation_over_inprocess_threads"] == 0.7
+    assert config["ratios"]["h2load_saturation_over_inprocess_threads"] == 0.85
+    text = report.render(results)
+    table = text[text.index("== BRIEF §4 targets") :].splitlines()
+    under = table[table.index(next(t for t in table if report.SATURATION_ROW in t)) + 1]
+    assert "judged on h2load 170.0 q/s at 8 streams (2 errors; service 1.70 cores" in under
+    assert "Python client 140.0 q/s at 8 (0.70x; service 1.30 cores, client 0.60" in under
+    assert "in process 200.0 q/s" in under
+    assert "gRPC from h2load" in text
+
+
+def test_saturation_falls_back_to_the_python_client_without_h2load() -> None:
+    results = _saturation_results({"available": False, "reason": h2load.MISSING})
+    report.summarize(results)
+    config = results["configs"]["int8-t128"]
+    sat = config["saturation"]
+    assert (sat["generator"], sat["ratio"], sat["h2load"]) == ("python-client", 0.7, None)
+    assert (config["targets"][1]["value"], config["targets"][1]["met"]) == (0.7, False)
+    assert "h2load_saturation_over_inprocess_threads" not in config["ratios"]
+    text = report.render(results)
+    assert f"gRPC from h2load: not measured, {h2load.MISSING}" in text
+    under = [line for line in text.splitlines() if line.startswith("    int8-t128: ")]
+    assert under == [
+        f"    int8-t128: {h2load.MISSING}; judged on the Python client 140.0 q/s at 8 (0.70x; "
+        "service 1.30 cores, client 0.60 over its sweep), in process 200.0 q/s"
+    ]
 
 
 def test_sweep_stops_after_two_levels_that_add_too_little(
