@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
-from threading import TIMEOUT_MAX
 
 from opentelemetry import trace
 
@@ -27,6 +25,7 @@ from .decide import Decider, Deferred
 from .domain import OUTCOME_RESULTS, OUTCOME_STATUSES, Decision, Feedback, Outcome, RouteQuery
 from .errors import DeadlineTooShort, InvalidRequest, Overloaded
 from .metrics import ServiceMetrics
+from .slots import DecideSlots, SlotsFull
 from .telemetry import (
     ATTR_DECISION_ID,
     emit_decision_event,
@@ -54,10 +53,17 @@ class RouteRunner:
         self.min_deadline_s = min_deadline_s
         # Decisions that run the encoder at once: one per core. More would only share the
         # cores and make every one of them slower.
-        self._slots = threading.BoundedSemaphore(workers)
-        self._admission = threading.Lock()
-        self.in_flight = 0  # calls holding or waiting for a slot; changed under _admission
-        self.slot_runs = 0  # decisions that needed a slot (an encoder run or the debug delay)
+        self.slots = DecideSlots(workers, max_in_flight)
+
+    @property
+    def in_flight(self) -> int:
+        """Calls holding or waiting for a decide slot."""
+        return self.slots.admitted
+
+    @property
+    def slot_runs(self) -> int:
+        """Calls that needed a slot (an encoder run or the debug delay) and were admitted."""
+        return self.slots.admitted_total
 
     def route(self, query: RouteQuery, time_remaining_s: float | None) -> Decision:
         if self.in_flight >= self.max_in_flight:
@@ -80,25 +86,19 @@ class RouteRunner:
         return decision
 
     def _in_slot(self, step: Deferred, time_remaining_s: float | None) -> Decision:
-        with self._admission:
-            if self.in_flight >= self.max_in_flight:  # checked again: others may have won
-                raise self._overloaded()
-            self.in_flight += 1
-            self.slot_runs += 1
+        try:
+            entered = self.slots.enter(time_remaining_s)
+        except SlotsFull:
+            raise self._overloaded() from None
         self.metrics.in_flight.inc()
         try:
-            # A call without a deadline reports ~1e18 s left from sync grpc: wait for as long
-            # as a lock wait can.
-            wait_s = None if time_remaining_s is None else min(time_remaining_s, TIMEOUT_MAX)
-            if not self._slots.acquire(timeout=wait_s):
+            if not entered:
                 raise DeadlineTooShort("no decision within the caller's deadline")
             try:
                 return step.finish()
             finally:
-                self._slots.release()
+                self.slots.leave()
         finally:
-            with self._admission:
-                self.in_flight -= 1
             self.metrics.in_flight.dec()
 
     def _overloaded(self) -> Overloaded:

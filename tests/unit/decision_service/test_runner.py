@@ -189,13 +189,14 @@ def test_too_little_time_left_is_refused_before_any_work(encoder, bundles):
 
 def test_a_call_waiting_past_its_deadline_is_answered_and_never_encoded(encoder, bundles):
     runner = make_runner(encoder, bundles["alpha"], workers=1)
-    assert runner._slots.acquire(timeout=1)  # the only slot is busy
+    assert runner.slots.enter()  # the only slot is busy
     runs = encoder.runs
     try:
         with pytest.raises(DeadlineTooShort, match="no decision within the caller's deadline"):
             runner.route(QUERY, 0.05)
+        assert runner.in_flight == 1  # only the holder
     finally:
-        runner._slots.release()
+        runner.slots.leave()
     assert runner.in_flight == 0 and sample(runner, "routeiq_in_flight_requests") == 0
     assert encoder.runs == runs  # it gave up waiting: nothing was encoded for it
     runner.route(QUERY, 5.0)  # the slot serves the next call
