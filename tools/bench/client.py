@@ -101,9 +101,12 @@ async def _level(
                     latencies.append((time.perf_counter() - started) * 1e3)
                 i += 1
 
-        began, started_unix = time.perf_counter(), time.time()
+        began, started_unix, cpu0 = time.perf_counter(), time.time(), time.process_time()
         await asyncio.gather(*(worker(k) for k in range(concurrency)))
         elapsed, ended_unix = time.perf_counter() - began, time.time()
+        # every thread of this process (grpc's own included): what the client takes from
+        # the cores it shares with the service
+        client_cores = (time.process_time() - cpu0) / elapsed
     finally:
         await asyncio.gather(*(c.close(None) for c in channels))
     return {
@@ -111,6 +114,7 @@ async def _level(
         "connections": count,
         "throughput_rps": len(latencies) / elapsed,
         "errors": errors,
+        "client_cores": client_cores,
         "started_unix": started_unix,  # the load window, for probes taken meanwhile
         "ended_unix": ended_unix,
         **percentiles(latencies),

@@ -1,8 +1,9 @@
 """Saturation with h2load (nghttp2's C load generator) instead of the Python client.
 
-On this 2-core machine the Python grpc.aio client (tools.bench.client) burns about 0.7 core
-at saturation, core the service then does not get, so the gRPC saturation it measures is
-partly the client's own cost. h2load is C and needs a fraction of that. It speaks gRPC
+On this 2-core machine the Python grpc.aio client (tools.bench.client) shares the cores with
+the service it loads (the bench prints the cores each used, per level), so the saturation
+it measures is partly the client's own cost. h2load is C and needs a few hundredths of a
+core for the same load. It speaks gRPC
 well enough for a unary call: the request body is one gRPC message frame (a 0 byte, the
 4-byte big-endian length, the serialized RouteRequest), sent with ``content-type:
 application/grpc``, ``te: trailers`` and ``grpc-timeout`` (a deadline, as the gateway and
@@ -18,7 +19,9 @@ from /proc; the latency mean / max are h2load's own ("time for request").
 
 One prompt is sent over and over (h2load takes one ``-d`` body): fine because `make bench`
 runs the service with the embedding cache off (ROUTEIQ_EMBEDDING_CACHE_SIZE=0, run.py), so
-every call runs the encoder. Without ``h2load`` on PATH (Debian: ``nghttp2-client``), the
+every call runs the encoder. It is the short class's first prompt, "hey, how's it going?":
+10 tokens, the class median (the in-process rate it is compared with rotates all eight
+short prompts, 8-16 tokens, mean 10.75). Without ``h2load`` on PATH (Debian: ``nghttp2-client``), the
 sweep says so and `make bench` judges saturation on the Python client's figure.
 """
 

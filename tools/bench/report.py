@@ -150,14 +150,19 @@ def _met(value: float | None, met: bool | None, unit: str) -> str:
 
 
 def _levels(levels: Sequence[Figures], indent: str = "  ") -> list[str]:
-    cores = any("service_cores" in lv for lv in levels)  # the service's, per level
+    nan = float("nan")
+    cores = any("service_cores" in lv for lv in levels)  # per level, service and client
     head = f"{indent}{'concurrency':>11} {'q/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
-    lines = [head + (f" {'service cores':>13}" if cores else "")]
+    lines = [head + (f" {'service cores':>13} {'client cores':>12}" if cores else "")]
     for lv in levels:
         lines.append(
             f"{indent}{lv['concurrency']:>11} {lv['throughput_rps']:8.1f} {lv['p50_ms']:8.2f} "
             f"{lv['p99_ms']:8.2f} {lv['errors']:>6}"
-            + (f" {lv.get('service_cores', float('nan')):13.2f}" if cores else "")
+            + (
+                f" {lv.get('service_cores', nan):13.2f} {lv.get('client_cores', nan):12.2f}"
+                if cores
+                else ""
+            )
         )
     return lines
 

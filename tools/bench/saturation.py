@@ -35,7 +35,7 @@ def saturation_figures(config: Figures) -> dict[str, Any]:
         "ratio": best["throughput_rps"] / ip_rps,
         # per level when measured; older results only have the whole sweep's figure
         "service_cores": best.get("service_cores", grpc.get("sweep_service_cores")),
-        "client_cores": grpc.get("sweep_client_cores"),  # over the whole sweep
+        "client_cores": best.get("client_cores", grpc.get("sweep_client_cores")),
     }
     h2 = grpc.get("h2load") or {"available": False, "reason": "h2load sweep not run"}
     out: dict[str, Any] = {"in_process_rps": ip_rps, "python_client": python, "h2load": None}
@@ -84,8 +84,7 @@ def saturation_line(name: str, sat: Figures) -> str:
     py, h2 = sat["python_client"], sat["h2load"]
     python = (
         f"Python client {py['rps']:.1f} q/s at {py['concurrency']} ({py['ratio']:.2f}x; "
-        f"service {cores(py['service_cores'])} cores, client {cores(py['client_cores'])} "
-        "over its sweep)"
+        f"service {cores(py['service_cores'])} cores, client {cores(py['client_cores'])})"
     )
     if h2 is None:
         return (
