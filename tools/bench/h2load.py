@@ -21,8 +21,9 @@ One prompt is sent over and over (h2load takes one ``-d`` body): fine because `m
 runs the service with the embedding cache off (ROUTEIQ_EMBEDDING_CACHE_SIZE=0, run.py), so
 every call runs the encoder. It is the short class's first prompt, "hey, how's it going?":
 10 tokens, the class median (the in-process rate it is compared with rotates all eight
-short prompts, 8-16 tokens, mean 10.75). Without ``h2load`` on PATH (Debian: ``nghttp2-client``), the
-sweep says so and `make bench` judges saturation on the Python client's figure.
+short prompts, 8-16 tokens, mean 10.75). Without ``h2load`` on PATH (Debian:
+``nghttp2-client``), the sweep says so and `make bench` judges saturation on the Python
+client's figure.
 """
 
 from __future__ import annotations

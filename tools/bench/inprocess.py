@@ -44,7 +44,7 @@ def in_process(config: EncoderConfig, plan: Plan) -> dict[str, object]:
         bundle.head.predict(decider.encoder.encode(batch).embeddings)
         runs += 1
     out["batch32_short_qps"] = runs * 32 / (time.perf_counter() - t0)
-    # Saturation in process: one decide() per worker thread, as the service runs them.
+    # Saturation in process: one decide() per thread, as many as the service has decide slots.
     done = 0
     lock = threading.Lock()
     stop_at = time.perf_counter() + plan.seconds

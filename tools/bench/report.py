@@ -187,7 +187,7 @@ def _config_section(name: str, c: Figures, seeds: Figures | None) -> list[str]:
         )
     sat = peak(g["levels_short"])
     out += [
-        f"throughput, short prompts ({ip['threads']} worker threads):",
+        f"throughput, short prompts ({ip['threads']} threads, as many as decide slots):",
         f"  in process, batch of 32:   {ip['batch32_short_qps']:8.1f} q/s",
         f"  in process, decide():      {ip['threads_short_qps']:8.1f} q/s",
         "  gRPC from the Python client, one connection, rising concurrency until flat:",
