@@ -54,6 +54,8 @@ class RouteRunner:
         # Decisions that run the encoder at once: one per core. More would only share the
         # cores and make every one of them slower.
         self.slots = DecideSlots(workers, max_in_flight)
+        # Read when scraped: the calls holding or waiting for a slot, waiters included.
+        metrics.in_flight.set_function(lambda: self.slots.admitted)
 
     @property
     def in_flight(self) -> int:
@@ -90,16 +92,12 @@ class RouteRunner:
             entered = self.slots.enter(time_remaining_s)
         except SlotsFull:
             raise self._overloaded() from None
-        self.metrics.in_flight.inc()
+        if not entered:
+            raise DeadlineTooShort("no decision within the caller's deadline")
         try:
-            if not entered:
-                raise DeadlineTooShort("no decision within the caller's deadline")
-            try:
-                return step.finish()
-            finally:
-                self.slots.leave()
+            return step.finish()
         finally:
-            self.metrics.in_flight.dec()
+            self.slots.leave()
 
     def _overloaded(self) -> Overloaded:
         return Overloaded(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -295,11 +294,7 @@ def test_outcomes_with_fallback_withdraw_the_canary(setup, tmp_path):
     service.point_canary(other)
     service.controller.poll()
     runner = RouteRunner(
-        service.decider,
-        ThreadPoolExecutor(1),
-        service.metrics,
-        max_in_flight=4,
-        min_deadline_s=0.0,
+        service.decider, service.metrics, workers=1, max_in_flight=4, min_deadline_s=0.0
     )
     for i in range(200):
         decision = service.decider.decide(RouteQuery(CANDIDATES, prompt="hi", request_id=f"{i}"))

@@ -179,6 +179,19 @@ def test_a_call_without_a_deadline_is_decided(encoder, bundles):
     assert runner.slot_runs == 3
 
 
+def test_calls_waiting_for_a_slot_count_as_in_flight(encoder, bundles):
+    # The drain test and the dashboards read the gauge: a waiter is in flight too.
+    runner = make_runner(encoder, bundles["alpha"], workers=1)
+    assert runner.slots.enter()  # the only slot is busy
+    waiter = threading.Thread(target=runner.route, args=(QUERY, 10.0))
+    waiter.start()
+    wait_until(lambda: runner.in_flight == 2)
+    assert sample(runner, "routeiq_in_flight_requests") == 2
+    runner.slots.leave()
+    waiter.join()
+    assert sample(runner, "routeiq_in_flight_requests") == 0
+
+
 def test_too_little_time_left_is_refused_before_any_work(encoder, bundles):
     runner = make_runner(encoder, bundles["alpha"])
     runs = encoder.runs
