@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,7 +96,7 @@ class RoutingData:
 
     @property
     def prices(self) -> np.ndarray:
-        return np.array([c.cost_per_million_tokens for c in self.candidates], dtype=np.float64)
+        return candidate_prices(self.candidates)
 
     def subset(self, index: np.ndarray) -> RoutingData:
         return RoutingData(
@@ -108,6 +109,11 @@ class RoutingData:
             report=self.report,
             benchmark=self.benchmark,
         )
+
+
+def candidate_prices(candidates: Sequence[CandidateModel]) -> np.ndarray:
+    """[m] price per million tokens in column order: what calibration ranks candidates by."""
+    return np.array([c.cost_per_million_tokens for c in candidates], dtype=np.float64)
 
 
 def read_candidates(path: Path) -> list[CandidateModel]:

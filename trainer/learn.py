@@ -13,7 +13,8 @@ has one observed cell. Training never reads the others as 0 or 1:
   top choice. Without exploration every propensity is 1.0 and the weighting changes
   nothing; the router then learns only about models it already chose (docs/learning.md).
 
-SVM needs a label for every model and is refused here.
+SVM needs a label for every model and is refused here. The bundle carries a strong-share
+calibration table measured on the traffic's own embeddings (``trainer.learn_calibration``).
 
     python -m trainer.learn --events events.jsonl --otlp traces.json \\
         --base-bundle artifacts/bundles/current --encoder artifacts/encoder --router mlp \\
@@ -35,6 +36,12 @@ import numpy as np
 
 from decision_service.manifest import CandidateModel
 from decision_service.policy import ModelIndex
+from trainer.learn_calibration import (
+    CALIBRATION_FRACTION,
+    calibrate_on_traffic,
+    calibration_rows,
+    choose_strong_model,
+)
 from trainer.routers import ExportedRouter, export_with_parity, make_router
 from trainer.sources.traffic import TrafficExample, TrafficJoin
 
@@ -66,6 +73,11 @@ class PartialLabels:
     def observed(self) -> np.ndarray:
         """Examples per model column."""
         return (self.weights > 0).sum(axis=0)
+
+    def subset(self, rows: np.ndarray) -> PartialLabels:
+        return PartialLabels(
+            self.embeddings[rows], self.labels[rows], self.weights[rows], self.dropped
+        )
 
 
 def partial_labels(
@@ -134,8 +146,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--router", default="mlp", choices=PARTIAL_ROUTERS)
     parser.add_argument("--max-weight", type=float, default=DEFAULT_MAX_WEIGHT)
     parser.add_argument("--out", type=Path, required=True, help="parent dir of the bundle")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="fit and calibration-split seed")
+    parser.add_argument(
+        "--calibration-fraction",
+        type=float,
+        default=CALIBRATION_FRACTION,
+        help="share of the labelled decisions held out of fitting to calibrate the "
+        "strong-share table on, when that is >= 100 rows (else every row is used); 0: none",
+    )
     args = parser.parse_args(argv)
+    if not 0.0 <= args.calibration_fraction < 1.0:
+        parser.error(f"--calibration-fraction {args.calibration_fraction} must be in [0, 1)")
 
     join = TrafficJoin()
     join.add_events_file(args.events)
@@ -157,8 +178,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             c.model_name: int(v) for c, v in zip(base.candidates, data.observed, strict=True)
         },
     }
+    rows = calibration_rows(
+        len(data.embeddings), fraction=args.calibration_fraction, seed=args.seed
+    )
+    try:
+        exported = fit_partial(data.subset(rows.fit), args.router, seed=args.seed)
+    except ValueError:
+        print(json.dumps(report, indent=2))  # the join report says what was missing
+        raise
+    strong = choose_strong_model(
+        base.candidates, data.labels, data.weights, base.strong_share_calibration
+    )
+    calibration = calibrate_on_traffic(exported, data.embeddings, rows, base.candidates, strong)
+    report["fit_rows"] = len(rows.fit)
+    report["strong_share_calibration"] = calibration.report
     print(json.dumps(report, indent=2))
-    exported = fit_partial(data, args.router, seed=args.seed)
     written = write_bundle(
         args.out,
         exported,
@@ -167,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sample_prompts=SAMPLE_PROMPTS,
         training={"origin": "traffic", "join": report, "router": exported.hyperparameters},
         default_cost_weight=base.default_cost_weight,
+        strong_share_calibration=calibration.table,
     )
     # The trainer's layout, so `trainer publish` finds the encoder beside the bundle.
     beside = args.out / "encoder"
