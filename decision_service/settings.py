@@ -223,9 +223,10 @@ class ServiceSettings(BaseSettings):
         default=None,
         ge=0.0,
         le=1.0,
-        description="Share of calls (0..1) to send at most to each bundle's strong model (its "
-        "best model in training): replaces the bundle's default_cost_weight by the weight its "
-        "calibration table gives for this share, per bundle version, so a reload "
+        description="Share of calls (0..1) to send at most to each bundle's strong model (the "
+        "one its calibration table names: the best model in training, or for bundles learned "
+        "from traffic the base bundle's): replaces the bundle's default_cost_weight by the "
+        "weight its calibration table gives for this share, per bundle version, so a reload "
         "recalibrates. A bundle without a table is refused. Requests that send cost_weight "
         "or strong_share still override it. Unset: default_cost_weight.",
     )
