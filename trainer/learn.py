@@ -183,9 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         exported = fit_partial(data.subset(rows.fit), args.router, seed=args.seed)
-    except ValueError:
+    except ValueError as exc:
         print(json.dumps(report, indent=2))  # the join report says what was missing
-        raise
+        print(f"trainer.learn: not training: {exc}", file=sys.stderr)
+        return 2
     strong = choose_strong_model(
         base.candidates, data.labels, data.weights, base.strong_share_calibration
     )

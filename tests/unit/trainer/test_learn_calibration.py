@@ -268,3 +268,19 @@ def test_the_calibration_split_is_seeded_disjoint_and_only_when_large_enough() -
     assert not calibration_rows(1000, fraction=0.0, seed=0).held_out
     with pytest.raises(ValueError, match=r"must be in \[0, 1\)"):
         calibration_rows(10, fraction=1.0, seed=0)
+
+
+def test_too_little_traffic_is_a_clear_error_not_a_traceback(
+    encoder: OnnxEncoder, encoder_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = write_base(encoder, tmp_path / "base", strong=None)
+    events = write_traffic(tmp_path / "events.jsonl", 1, seed=0)
+    code = learn_main(
+        ["--events", str(events), "--base-bundle", str(base), "--encoder", str(encoder_dir),
+         "--router", "mlp", "--out", str(tmp_path / "out")]
+    )  # fmt: skip
+    printed = capsys.readouterr()
+    assert code == 2
+    assert json.loads(printed.out)["rows"] == 1  # the join report still says what it found
+    assert "not training: fewer than 2 labelled decisions" in printed.err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
