@@ -23,11 +23,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from .client import percentiles
 
 PROMPTS = [
     "Write a Python function that checks whether a string is a palindrome.",
@@ -39,10 +40,9 @@ PROMPTS = [
 ]
 
 
-def _percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return statistics.median(ordered), p99
+def _p50_p99(samples: list[float]) -> tuple[float, float]:
+    figures = percentiles(samples)
+    return figures["p50_ms"], figures["p99_ms"]
 
 
 def _time(fn: Callable[[int], object], n: int) -> list[float]:
@@ -152,9 +152,9 @@ def measure(address: str, model_names: Sequence[str], n: int = 500) -> dict[str,
         client.close()
     figures: dict[str, float] = {"picks": picks, "candidates": len(candidates)}
     for key, values in samples.items():
-        figures[f"{key}_p50_ms"], figures[f"{key}_p99_ms"] = _percentiles(values)
+        figures[f"{key}_p50_ms"], figures[f"{key}_p99_ms"] = _p50_p99(values)
     figures["added_p50_ms"] = figures["strategy_p50_ms"] - figures["route_p50_ms"]
-    figures["around_call_p50_ms"], figures["around_call_p99_ms"] = _percentiles(around_call)
+    figures["around_call_p50_ms"], figures["around_call_p99_ms"] = _p50_p99(around_call)
     return figures
 
 
