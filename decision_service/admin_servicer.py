@@ -7,7 +7,6 @@ the servicer lets the domain's errors through; ``boundary.ErrorBoundary`` answer
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
 from typing import Any, NoReturn
 
 import grpc
@@ -16,6 +15,7 @@ from routeiq.decision.v1 import admin_pb2 as admin_pb
 from routeiq.decision.v1 import admin_pb2_grpc as admin_grpc
 
 from .admin import AdminOps
+from .boundary import Continuation
 from .convert import (
     Undecodable,
     reload_from_proto,
@@ -57,7 +57,7 @@ class AdminTokenInterceptor(grpc.ServerInterceptor):
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Continuation,
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
         if not handler_call_details.method.startswith(f"/{ADMIN_SERVICE}/"):

@@ -48,8 +48,6 @@ class RouteRunner:
     ) -> None:
         self.decider = decider
         self.metrics = metrics
-        self.workers = workers
-        self.max_in_flight = max_in_flight
         self.min_deadline_s = min_deadline_s
         # Decisions that run the encoder at once: one per core. More would only share the
         # cores and make every one of them slower.
@@ -68,7 +66,7 @@ class RouteRunner:
         return self.slots.admitted_total
 
     def route(self, query: RouteQuery, time_remaining_s: float | None) -> Decision:
-        if self.in_flight >= self.max_in_flight:
+        if self.in_flight >= self.slots.limit:
             raise self._overloaded()
         if time_remaining_s is not None and time_remaining_s < self.min_deadline_s:
             raise DeadlineTooShort(
@@ -101,7 +99,7 @@ class RouteRunner:
 
     def _overloaded(self) -> Overloaded:
         return Overloaded(
-            f"{self.in_flight} calls in flight (limit {self.max_in_flight}); fall back or retry"
+            f"{self.in_flight} calls in flight (limit {self.slots.limit}); fall back or retry"
         )
 
     def record_outcome(self, outcome: Outcome) -> None:

@@ -52,16 +52,15 @@ def hpa_sizing(levels: Sequence[Figures], cpus: int, p99_ms: float) -> dict[str,
 
 
 def ratios(config: Figures, seeds: Figures | None) -> dict[str, float]:
-    ip, grpc = config["in_process"], config["grpc"]
+    """Needs ``config["saturation"]`` (``saturation_figures``), as ``summarize`` sets it."""
+    ip, grpc, sat = config["in_process"], config["grpc"], config["saturation"]
     grpc_p50 = grpc["short"]["client"]["p50_ms"]
     out = {
         "grpc_p50_over_inprocess_p50_short": grpc_p50 / ip["short"]["p50_ms"],
-        "grpc_saturation_over_inprocess_threads": (
-            peak(grpc["levels_short"])["throughput_rps"] / ip["threads_short_qps"]
-        ),
+        "grpc_saturation_over_inprocess_threads": sat["python_client"]["ratio"],
         "grpc_p99_short_over_10ms_target": grpc["short"]["client"]["p99_ms"] / P99_TARGET_MS,
     }
-    h2load = saturation_figures(config)["h2load"]
+    h2load = sat["h2load"]
     if h2load is not None:
         out["h2load_saturation_over_inprocess_threads"] = h2load["ratio"]
     if seeds:
@@ -88,7 +87,7 @@ def targets(config: Figures) -> list[dict[str, Any]]:
     return [
         row("p99 short prompts over gRPC <= 10 ms", grpc["short"]["client"]["p99_ms"],
             P99_TARGET_MS, "ms", True),
-        row(SATURATION_ROW, saturation_figures(config)["ratio"],
+        row(SATURATION_ROW, config["saturation"]["ratio"],
             SATURATION_TARGET, "x", False),
         row(">= 5x lower p50 than the seeds (short)", r.get("seeds_p50_over_grpc_p50_short"),
             SEEDS_SPEEDUP_TARGET, "x", False),
@@ -134,8 +133,8 @@ def recommend(results: Figures) -> dict[str, Any]:
 def summarize(results: dict[str, Any]) -> None:
     seeds = results.get("seeds")
     for config in results["configs"].values():
-        config["ratios"] = ratios(config, seeds)
         config["saturation"] = saturation_figures(config)
+        config["ratios"] = ratios(config, seeds)
         config["targets"] = targets(config)
     results["recommendation"] = recommend(results)
 
